@@ -1,0 +1,280 @@
+"""Encoding of values, calls, exceptions and routine code for the wire.
+
+Values use the C pickler; only when that fails, or when the pickle names
+``__main__`` (which a worker cannot import), do they fall back to dill,
+which ships such objects by value. Routine code that a worker cannot import
+is shipped by value once per peer and then named by its digest.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import importlib
+import os
+import pickle
+import sys
+import threading
+import traceback
+from collections import OrderedDict
+from types import TracebackType
+from typing import TYPE_CHECKING, Any
+
+from wool.errors import RemoteError, SerializationError
+
+if TYPE_CHECKING:
+    from wool.routine import Routine
+
+_PROTOCOL = pickle.HIGHEST_PROTOCOL
+_PLAIN = (bytes, bytearray, str, int, float, bool, complex)
+_WOOL_DIR = os.path.dirname(os.path.abspath(__file__)) + os.sep
+EMPTY_CALL = b""
+
+
+def _dill() -> Any:
+    import dill
+
+    return dill
+
+
+def _dill_dumps(obj: object) -> bytes:
+    return _dill().dumps(obj, protocol=_PROTOCOL, recurse=True)
+
+
+def encode_value(obj: object) -> bytes:
+    """Bytes for ``obj``; ``b""`` stands for None. Raises SerializationError."""
+    if obj is None:
+        return b""
+    if type(obj) in _PLAIN:
+        return pickle.dumps(obj, _PROTOCOL)
+    try:
+        data = pickle.dumps(obj, _PROTOCOL)
+    except Exception:
+        data = b"__main__"
+    if b"__main__" in data:
+        try:
+            data = _dill_dumps(obj)
+        except Exception as exc:
+            raise SerializationError(
+                f"cannot serialize {type(obj).__qualname__} object: {type(exc).__name__}: {exc}"
+            ) from exc
+    return data
+
+
+def decode_value(data: bytes) -> Any:
+    if not data:
+        return None
+    return pickle.loads(data)
+
+
+def encode_call(name: str, args: tuple, kwargs: dict) -> bytes:
+    """Encode a call's arguments, naming the first one that cannot be encoded."""
+    if not args and not kwargs:
+        return EMPTY_CALL
+    try:
+        return encode_value((args, kwargs))
+    except SerializationError:
+        pass
+    labelled = [(f"positional argument {i}", a) for i, a in enumerate(args)]
+    labelled += [(f"keyword argument {k!r}", v) for k, v in kwargs.items()]
+    for label, value in labelled:
+        try:
+            encode_value(value)
+        except SerializationError as exc:
+            raise SerializationError(
+                f"{name}(): {label} ({type(value).__qualname__}) cannot be sent to a worker: "
+                f"{exc.__cause__ or exc}. Pass something picklable, or create it inside "
+                "the routine."
+            ) from exc.__cause__
+    raise SerializationError(f"{name}(): the arguments cannot be sent to a worker")
+
+
+def decode_call(data: bytes) -> tuple[tuple, dict]:
+    if not data:
+        return (), {}
+    args, kwargs = pickle.loads(data)
+    return args, kwargs
+
+
+# -- exceptions ---------------------------------------------------------------
+
+
+def _user_frames(tb: TracebackType | None) -> TracebackType | None:
+    """Skip Wool's own frames at the top of a worker-side traceback."""
+    while tb is not None and tb.tb_frame.f_code.co_filename.startswith(_WOOL_DIR):
+        tb = tb.tb_next
+    return tb
+
+
+def encode_exception(exc: BaseException) -> tuple[bytes, str, str, str]:
+    """(payload, type name, message, formatted traceback) for a worker-side error."""
+    from tblib import Traceback
+
+    tb = _user_frames(exc.__traceback__)
+    text = "".join(traceback.format_exception(type(exc), exc, tb))
+    type_name = f"{type(exc).__module__}.{type(exc).__qualname__}"
+    tb_dict = Traceback(tb).as_dict() if tb is not None else None
+    try:
+        payload = encode_value((exc.with_traceback(None), tb_dict))
+        # A pickle that cannot be rebuilt is useless to the caller: check here.
+        pickle.loads(payload)
+    except Exception:
+        payload = b""
+    finally:
+        exc.with_traceback(tb)
+    return payload, type_name, str(exc), text
+
+
+def decode_exception(
+    payload: bytes, type_name: str, message: str, text: str, where: str
+) -> BaseException:
+    """Rebuild a remote exception with its remote traceback and a note saying where."""
+    exc: BaseException | None = None
+    if payload:
+        try:
+            exc, tb_dict = decode_value(payload)
+            if tb_dict is not None:
+                from tblib import Traceback
+
+                exc = exc.with_traceback(Traceback.from_dict(tb_dict).as_traceback())
+        except Exception:
+            exc = None
+    if not isinstance(exc, BaseException):
+        exc = RemoteError(type_name, message, text)
+    exc.add_note(f"[wool] raised remotely on {where}")
+    return exc
+
+
+# -- routine code ---------------------------------------------------------------
+
+_encoding = threading.local()
+
+
+def _encoding_stack() -> set[str]:
+    stack = getattr(_encoding, "uids", None)
+    if stack is None:
+        stack = _encoding.uids = set()
+    return stack
+
+
+def importable(routine: Routine) -> bool:
+    """Whether a worker can import ``routine`` by module and qualified name."""
+    module = sys.modules.get(routine.__module__)
+    if module is None or routine.__module__ == "__main__":
+        return False
+    if getattr(module, "__spec__", None) is None or not getattr(module, "__file__", None):
+        return False
+    if "<locals>" in routine.__qualname__:
+        return False
+    try:
+        return lookup(routine.__module__, routine.__qualname__) is routine
+    except Exception:
+        return False
+
+
+def lookup(module: str, qualname: str) -> Routine:
+    """The routine a module exposes under ``qualname`` (unwrapping method wrappers)."""
+    from wool.routine import Routine
+
+    obj: Any = importlib.import_module(module)
+    parts = qualname.split(".")
+    for part in parts[:-1]:
+        obj = getattr(obj, part)
+    found = vars(obj).get(parts[-1]) if isinstance(obj, type) else getattr(obj, parts[-1])
+    if isinstance(found, (classmethod, staticmethod)):
+        found = found.__func__
+    if not isinstance(found, Routine):
+        raise LookupError(f"{module}.{qualname} is not a wool routine")
+    return found
+
+
+def routine_code(routine: Routine) -> bytes:
+    """The by-value payload of a routine's function, with routines inside it by identity."""
+    stack = _encoding_stack()
+    stack.add(routine.uid)
+    try:
+        return _dill_dumps(routine.function)
+    except Exception as exc:
+        raise SerializationError(
+            f"cannot ship routine {routine.__qualname__} to workers by value: "
+            f"{type(exc).__name__}: {exc}. A global it uses cannot be pickled; create it "
+            "inside the routine or move it to an importable module."
+        ) from exc
+    finally:
+        stack.discard(routine.uid)
+
+
+def digest_of(code: bytes) -> bytes:
+    return hashlib.blake2b(code, digest_size=16).digest()
+
+
+def reduce_routine(routine: Routine) -> tuple:
+    """How a routine pickles: by reference when importable, else by identity and code."""
+    if routine.importable:
+        return (lookup, (routine.__module__, routine.__qualname__))
+    if routine.uid in _encoding_stack():
+        return (_placeholder, (routine.uid,))
+    ref = routine.by_value()
+    return (
+        rebuild_routine,
+        (ref.uid, ref.digest, ref.code, routine.__qualname__, routine.generator),
+    )
+
+
+class RoutineCache:
+    """Routines a process received by value, by identity and by digest (bounded)."""
+
+    def __init__(self, limit: int = 4096) -> None:
+        self._by_uid: dict[str, Routine] = {}
+        self._by_digest: OrderedDict[bytes, Routine] = OrderedDict()
+        self._limit = limit
+        self._lock = threading.Lock()
+
+    def get(self, digest: bytes) -> Routine | None:
+        with self._lock:
+            routine = self._by_digest.get(digest)
+            if routine is not None:
+                self._by_digest.move_to_end(digest)
+            return routine
+
+    def rebuild(
+        self, uid: str, digest: bytes, code: bytes, qualname: str, generator: bool
+    ) -> Routine:
+        from wool.routine import Routine
+
+        with self._lock:
+            routine = self._by_uid.get(uid)
+            if routine is None or routine.by_value().digest != digest:
+                routine = Routine.from_code(uid, digest, code, qualname, generator)
+                self._by_uid[uid] = routine
+            self._by_digest[digest] = routine
+            self._by_digest.move_to_end(digest)
+            while len(self._by_digest) > self._limit:
+                _, old = self._by_digest.popitem(last=False)
+                self._by_uid.pop(old.uid, None)
+            return routine
+
+    def by_uid(self, uid: str) -> Routine:
+        with self._lock:
+            return self._by_uid[uid]
+
+    def forget(self) -> None:
+        with self._lock:
+            self._by_digest.clear()
+            self._by_uid.clear()
+
+
+routines = RoutineCache()
+
+
+def rebuild_routine(
+    uid: str, digest: bytes, code: bytes, qualname: str, generator: bool = False
+) -> Routine:
+    return routines.rebuild(uid, digest, code, qualname, generator)
+
+
+def _placeholder(uid: str) -> Routine:
+    return routines.by_uid(uid)
+
+
+def load_function(code: bytes) -> Any:
+    return _dill().loads(code)

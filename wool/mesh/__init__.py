@@ -1,0 +1,1 @@
+"""The caller's side of a mesh: pools, peer table, connections, load balancing."""

@@ -1,0 +1,155 @@
+"""The peer table and load balancer one process uses to dispatch into a mesh.
+
+A caller process (a script, a kernel) and every worker (for nested calls)
+each hold one. Connections are kept per event loop, because gRPC's asyncio
+objects belong to the loop that made them; the peer table is shared.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+import weakref
+from collections.abc import Iterable
+
+from wool.errors import NoWorkersAvailable, WorkerLost
+from wool.mesh.connection import Connection
+from wool.protocol.frames import PeerRecord, StatsRecord, decode_stats
+from wool.stats import Counters
+
+CONNECT_TIMEOUT = 10.0
+
+
+class MeshClient:
+    """Dispatches to the least-loaded live peer; marks peers lost when their stream breaks."""
+
+    def __init__(self, secret: bytes, *, connect_timeout: float = CONNECT_TIMEOUT) -> None:
+        self.secret = secret
+        self.dispatched = Counters()
+        self.connect_timeout = connect_timeout
+        self._records: dict[str, PeerRecord] = {}
+        self._lost: dict[str, str] = {}
+        self._live: tuple[PeerRecord, ...] = ()
+        self._loops: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, dict[str, Connection]]
+        self._loops = weakref.WeakKeyDictionary()
+        self._lock = threading.Lock()
+        self._turn = 0
+        self._peers_known = threading.Event()
+
+    # -- membership -------------------------------------------------------------
+
+    def set_peers(self, peers: Iterable[PeerRecord]) -> None:
+        """Replace the peer table; peers already lost stay lost."""
+        with self._lock:
+            self._records = {p.id: p for p in peers}
+            self._live = tuple(p for p in self._records.values() if p.id not in self._lost)
+        self._peers_known.set()
+
+    def mark_lost(self, peer_id: str, reason: str) -> None:
+        with self._lock:
+            self._lost.setdefault(peer_id, reason)
+            self._live = tuple(p for p in self._live if p.id != peer_id)
+
+    @property
+    def peers(self) -> tuple[PeerRecord, ...]:
+        return tuple(self._records.values())
+
+    @property
+    def live(self) -> tuple[PeerRecord, ...]:
+        return self._live
+
+    def lost_reason(self, peer_id: str) -> str | None:
+        return self._lost.get(peer_id)
+
+    def wait_for_peers(self, timeout: float) -> bool:
+        return self._peers_known.wait(timeout)
+
+    # -- connections ------------------------------------------------------------
+
+    def _connections(self) -> dict[str, Connection]:
+        loop = asyncio.get_running_loop()
+        conns = self._loops.get(loop)
+        if conns is None:
+            conns = self._loops[loop] = {}
+        return conns
+
+    def _on_lost(self, conn: Connection, error: WorkerLost) -> None:
+        self.mark_lost(conn.peer.id, str(error))
+
+    async def connection(self) -> Connection:
+        """An open connection to the live peer with the fewest calls in flight."""
+        conns = self._connections()
+        while True:
+            live = self._live
+            n = len(live)
+            if not n:
+                raise NoWorkersAvailable(self._why_none())
+            self._turn = turn = (self._turn + 1) % n
+            best: Connection | None = None
+            best_peer = live[turn]
+            best_load = 1 << 62
+            for i in range(n):
+                peer = live[(turn + i) % n]
+                conn = conns.get(peer.id)
+                load = 0 if conn is None else conn.load
+                if load < best_load:
+                    best, best_peer, best_load = conn, peer, load
+                    if not load:
+                        break
+            if best is not None and best.ready:
+                return best
+            try:
+                return await self._open(conns, best_peer)
+            except WorkerLost as exc:
+                self.mark_lost(best_peer.id, str(exc))
+
+    async def connection_to(self, peer: PeerRecord) -> Connection:
+        conns = self._connections()
+        conn = conns.get(peer.id)
+        if conn is not None and conn.ready:
+            return conn
+        return await self._open(conns, peer)
+
+    async def _open(self, conns: dict[str, Connection], peer: PeerRecord) -> Connection:
+        conn = conns.get(peer.id)
+        if conn is not None and conn.lost is None:
+            await conn.wait_open()
+            return conn
+        conn = Connection(peer, self.secret, self._on_lost)
+        conns[peer.id] = conn
+        try:
+            await conn.open(self.connect_timeout)
+        except BaseException:
+            if conns.get(peer.id) is conn:
+                del conns[peer.id]
+            raise
+        return conn
+
+    def _why_none(self) -> str:
+        if not self._records:
+            return "the mesh has no workers"
+        reasons = "; ".join(sorted(set(self._lost.values())))
+        return f"all {len(self._records)} workers of the mesh are lost ({reasons})"
+
+    async def close_loop(self) -> None:
+        """Close this loop's connections (others close with their own loops)."""
+        conns = self._loops.pop(asyncio.get_running_loop(), {})
+        await asyncio.gather(*(c.close() for c in conns.values()), return_exceptions=True)
+
+    def loops(self) -> list[asyncio.AbstractEventLoop]:
+        return list(self._loops.keys())
+
+    # -- statistics ---------------------------------------------------------------
+
+    async def peer_stats(self, timeout: float) -> dict[str, StatsRecord]:
+        """Each live peer's own report, fetched over gRPC; unreachable peers are left out."""
+
+        async def one(peer: PeerRecord) -> tuple[str, StatsRecord | None]:
+            try:
+                conn = await asyncio.wait_for(self.connection_to(peer), timeout)
+                return peer.id, decode_stats(await conn.stats(timeout))
+            except Exception:
+                return peer.id, None
+
+        results = await asyncio.gather(*(one(p) for p in self._live))
+        return {pid: rec for pid, rec in results if rec is not None}

@@ -1,0 +1,311 @@
+"""One authenticated, long-lived gRPC stream to one peer, shared by every dispatch.
+
+Frames queued during one event-loop tick leave together in one message, so
+a burst of calls costs one gRPC write rather than one per call. A broken
+stream fails every call still waiting on it with ``WorkerLost`` at once.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Final
+
+import grpc
+import grpc.aio
+
+from wool.errors import AuthenticationError, WorkerLost
+from wool.protocol import auth
+from wool.protocol.frames import (
+    CLOSE,
+    DISPATCH_METHOD,
+    RETURN,
+    STATS_METHOD,
+    STATS_REQUEST,
+    STDERR,
+    STOP,
+    YIELD,
+    Cancel,
+    Dispatch,
+    Frame,
+    NeedCode,
+    Outcome,
+    Output,
+    PeerRecord,
+    Resume,
+    decode,
+    encode,
+)
+
+if TYPE_CHECKING:
+    from wool.routine import Routine
+
+CHANNEL_OPTIONS: Final = (
+    ("grpc.max_send_message_length", -1),
+    ("grpc.max_receive_message_length", -1),
+    ("grpc.keepalive_time_ms", 20_000),
+    ("grpc.keepalive_timeout_ms", 10_000),
+    ("grpc.keepalive_permit_without_calls", 1),
+    ("grpc.http2.max_pings_without_data", 0),
+    ("grpc.enable_retries", 0),
+    ("grpc.use_local_subchannel_pool", 1),
+)
+_BATCH: Final = 4096
+OutputSink = Callable[[int, str], None]
+
+
+def _print_output(stream: int, text: str) -> None:
+    (sys.stderr if stream == STDERR else sys.stdout).write(text)
+
+
+class PendingCall:
+    """Caller-side state of one dispatch: what was sent and who waits for the answer."""
+
+    __slots__ = ("frame", "routine", "sink", "waiter")
+
+    def __init__(
+        self, frame: Dispatch, routine: Routine, waiter: asyncio.Future, sink: OutputSink | None
+    ) -> None:
+        self.frame = frame
+        self.routine = routine
+        self.waiter = waiter
+        self.sink = sink
+
+
+class Connection:
+    """The stream to ``peer`` on the event loop that opened it."""
+
+    def __init__(
+        self,
+        peer: PeerRecord,
+        secret: bytes,
+        on_lost: Callable[[Connection, WorkerLost], None],
+    ) -> None:
+        self.peer = peer
+        self.pending: dict[int, PendingCall] = {}
+        self.known: set[bytes] = set()
+        self.lost: WorkerLost | None = None
+        self._secret = secret
+        self._on_lost = on_lost
+        self._next_call = 0
+        self._outbox: list[Frame] = []
+        self._loop = asyncio.get_running_loop()
+        self._wake = asyncio.Event()
+        self._opened: asyncio.Future[None] = self._loop.create_future()
+        self._channel: grpc.aio.Channel | None = None
+        self._call: grpc.aio.StreamStreamCall | None = None
+        self._tasks: list[asyncio.Task] = []
+
+    @property
+    def load(self) -> int:
+        return len(self.pending)
+
+    @property
+    def ready(self) -> bool:
+        return self._opened.done() and self.lost is None
+
+    def describe(self) -> str:
+        p = self.peer
+        return f"worker {p.id} at {p.address} (pid {p.pid})"
+
+    async def wait_open(self) -> None:
+        await asyncio.shield(self._opened)
+
+    async def open(self, timeout: float) -> None:
+        """Connect, authenticate both ways, and start the reader and writer."""
+        try:
+            self._channel = grpc.aio.insecure_channel(self.peer.address, options=CHANNEL_OPTIONS)
+            async with asyncio.timeout(timeout):
+                await self._channel.channel_ready()
+                metadata = auth.client_metadata(self._secret)
+                call = self._channel.stream_stream(DISPATCH_METHOD)(metadata=metadata)
+                self._call = call
+                initial = await call.initial_metadata()
+                if not auth.verify_worker(initial, self._secret, metadata):
+                    code = await call.code() if call.done() else None
+                    if code == grpc.StatusCode.UNAUTHENTICATED:
+                        raise AuthenticationError(
+                            f"{self.describe()} refused our credentials: the mesh secret differs"
+                        )
+                    raise AuthenticationError(
+                        f"{self.describe()} did not prove it holds the mesh secret"
+                    )
+        except TimeoutError:
+            error = WorkerLost(f"{self.describe()} did not answer within {timeout:g}s")
+            await self._abandon(error)
+            raise error from None
+        except AuthenticationError as exc:
+            await self._abandon(exc)
+            raise
+        except (grpc.RpcError, OSError) as exc:
+            error = WorkerLost(f"cannot reach {self.describe()}: {exc}")
+            await self._abandon(error)
+            raise error from None
+        self._tasks = [
+            self._loop.create_task(self._read(), name=f"wool-read-{self.peer.id}"),
+            self._loop.create_task(self._write(), name=f"wool-write-{self.peer.id}"),
+        ]
+        self._opened.set_result(None)
+
+    async def _abandon(self, error: BaseException) -> None:
+        if not self._opened.done():
+            self._opened.set_exception(error)
+            self._opened.exception()  # retrieved here; waiters get it via shield
+        if self._channel is not None:
+            await self._channel.close(grace=None)
+
+    # -- sending ------------------------------------------------------------
+
+    def _send(self, frame: Frame) -> None:
+        self._outbox.append(frame)
+        self._wake.set()
+
+    def dispatch(
+        self,
+        routine: Routine,
+        args: bytes,
+        timeout: float | None,
+        parent: str,
+        sink: OutputSink | None = None,
+    ) -> tuple[int, asyncio.Future[Outcome]]:
+        if self.lost is not None:
+            raise self.lost
+        self._next_call = call = self._next_call + 1
+        if routine.importable:
+            frame = Dispatch(
+                call, routine.__module__, routine.__qualname__, b"", b"", "", args,
+                routine.generator, timeout or 0.0, parent, sink is not None,
+            )  # fmt: skip
+        else:
+            ref = routine.by_value()
+            code = b"" if ref.digest in self.known else ref.code
+            self.known.add(ref.digest)
+            frame = Dispatch(
+                call, "", routine.__qualname__, ref.digest, code, ref.uid, args,
+                routine.generator, timeout or 0.0, parent, sink is not None,
+            )  # fmt: skip
+        waiter: asyncio.Future[Outcome] = self._loop.create_future()
+        self.pending[call] = PendingCall(frame, routine, waiter, sink)
+        self._send(frame)
+        return call, waiter
+
+    def resume(self, call: int, kind: int, value: bytes = b"") -> asyncio.Future[Outcome]:
+        """Ask a remote generator for its next step; the future holds the outcome."""
+        if self.lost is not None:
+            raise self.lost
+        pending = self.pending.get(call)
+        if pending is None:
+            raise WorkerLost(f"{self.describe()} no longer knows call {call}")
+        pending.waiter = waiter = self._loop.create_future()
+        self._send(Resume(call, kind, value))
+        return waiter
+
+    def cancel(self, call: int) -> None:
+        """Forget ``call`` here and ask the worker to cancel it (best effort)."""
+        if self.pending.pop(call, None) is not None and self.lost is None:
+            self._send(Cancel(call))
+
+    def close_stream(self, call: int) -> asyncio.Future[Outcome] | None:
+        if call in self.pending and self.lost is None:
+            return self.resume(call, CLOSE)
+        return None
+
+    async def _write(self) -> None:
+        call = self._call
+        assert call is not None
+        wake, outbox = self._wake, self._outbox
+        try:
+            while True:
+                await wake.wait()
+                wake.clear()
+                while outbox:
+                    frames = outbox[:_BATCH]
+                    del outbox[:_BATCH]
+                    await call.write(encode(frames))
+        except asyncio.CancelledError:
+            raise
+        except BaseException as exc:
+            self._fail(exc)
+
+    # -- receiving ----------------------------------------------------------
+
+    async def _read(self) -> None:
+        call = self._call
+        assert call is not None
+        pending = self.pending
+        try:
+            while True:
+                data = await call.read()
+                if data is grpc.aio.EOF:
+                    raise ConnectionError("the worker closed the stream")
+                for frame in decode(data):
+                    if type(frame) is Outcome:
+                        entry = pending.get(frame.call)
+                        if entry is None:
+                            continue
+                        if frame.kind != YIELD:
+                            del pending[frame.call]
+                        if not entry.waiter.done():
+                            entry.waiter.set_result(frame)
+                    elif type(frame) is Output:
+                        entry = pending.get(frame.call)
+                        (entry.sink if entry and entry.sink else _print_output)(
+                            frame.stream, frame.text
+                        )
+                    elif type(frame) is NeedCode:
+                        self._resend_with_code(frame)
+        except asyncio.CancelledError:
+            raise
+        except BaseException as exc:
+            self._fail(exc)
+
+    def _resend_with_code(self, request: NeedCode) -> None:
+        entry = self.pending.get(request.call)
+        if entry is None:
+            return
+        ref = entry.routine.by_value()
+        entry.frame.code = ref.code
+        self.known.add(ref.digest)
+        self._send(entry.frame)
+
+    def _fail(self, exc: BaseException) -> None:
+        if self.lost is not None:
+            return
+        detail = exc.details() if isinstance(exc, grpc.aio.AioRpcError) else str(exc)
+        self.lost = lost = WorkerLost(f"lost {self.describe()}: {detail or type(exc).__name__}")
+        pending, self.pending = self.pending, {}
+        for entry in pending.values():
+            if not entry.waiter.done():
+                entry.waiter.set_exception(lost)
+        current = asyncio.current_task()
+        for task in self._tasks:
+            if task is not current:
+                task.cancel()
+        self._on_lost(self, lost)
+        if self._channel is not None:
+            self._loop.create_task(self._channel.close(grace=None))
+
+    async def close(self) -> None:
+        """Close the stream; calls still waiting fail with WorkerLost."""
+        if self.lost is None:
+            self._fail(ConnectionError("the mesh was closed"))
+        for task in self._tasks:
+            task.cancel()
+        for task in self._tasks:
+            try:
+                await task
+            except BaseException:
+                pass
+        if self._channel is not None:
+            await self._channel.close(grace=None)
+
+    async def stats(self, timeout: float) -> bytes:
+        """The worker's statistics message (protobuf bytes, never pickled)."""
+        assert self._channel is not None
+        metadata = auth.client_metadata(self._secret)
+        method = self._channel.unary_unary(STATS_METHOD)
+        return await method(STATS_REQUEST, metadata=metadata, timeout=timeout)
+
+
+__all__ = ["CHANNEL_OPTIONS", "RETURN", "STOP", "YIELD", "Connection", "OutputSink"]

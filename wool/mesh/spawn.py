@@ -1,0 +1,194 @@
+"""Local worker processes: start them, learn their addresses, tell them their peers, stop them.
+
+Workers are started with ``python -m wool.worker`` (never fork: gRPC is not
+fork-safe, and a notebook's ``__main__`` cannot be re-imported). Each gets
+a private control pipe on stdin and a report pipe; every wait here has a
+deadline.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import selectors
+import signal
+import subprocess
+import sys
+import time
+import uuid
+from dataclasses import dataclass, field
+from typing import IO
+
+from wool.errors import WorkerStartError
+from wool.protocol.frames import PeerRecord
+
+
+@dataclass
+class LocalWorker:
+    """A worker process this process spawned and owns."""
+
+    id: str
+    tags: tuple[str, ...]
+    process: subprocess.Popen
+    report: IO[str]
+    record: PeerRecord | None = None
+    _buffer: str = field(default="", repr=False)
+
+    @property
+    def pid(self) -> int:
+        return self.process.pid
+
+    def alive(self) -> bool:
+        return self.process.poll() is None
+
+    def read_line(self) -> str | None:
+        """One complete line from the report pipe if available, else None (non-blocking)."""
+        while "\n" not in self._buffer:
+            try:
+                chunk = os.read(self.report.fileno(), 65536)
+            except BlockingIOError:
+                return None
+            if not chunk:
+                raise EOFError
+            self._buffer += chunk.decode()
+        line, self._buffer = self._buffer.split("\n", 1)
+        return line
+
+
+def spawn(count: int, tags: tuple[str, ...], secret: bytes, host: str) -> list[LocalWorker]:
+    """Start ``count`` workers; returns at once (see wait_ready)."""
+    workers: list[LocalWorker] = []
+    env = dict(os.environ)
+    env.setdefault("PYTHONUNBUFFERED", "1")
+    sys_path = [os.path.abspath(p or os.curdir) for p in sys.path]
+    try:
+        for _ in range(count):
+            worker_id = uuid.uuid4().hex[:8]
+            read_fd, write_fd = os.pipe()
+            os.set_blocking(read_fd, False)
+            command = [sys.executable, "-m", "wool.worker", "--owner", str(os.getpid()),
+                       "--id", worker_id, "--host", host]  # fmt: skip
+            for tag in tags:
+                command += ["--tag", tag]
+            try:
+                process = subprocess.Popen(
+                    command,
+                    stdin=subprocess.PIPE,
+                    pass_fds=(write_fd,),
+                    env=env,
+                    start_new_session=True,
+                    text=True,
+                )
+            finally:
+                os.close(write_fd)
+            config = {"secret": secret.hex(), "ready_fd": write_fd, "sys_path": sys_path}
+            assert process.stdin is not None
+            process.stdin.write(json.dumps(config) + "\n")
+            process.stdin.flush()
+            workers.append(
+                LocalWorker(worker_id, tags, process, os.fdopen(read_fd, "rb", buffering=0))
+            )
+    except BaseException:
+        stop(workers, timeout=2.0)
+        raise
+    return workers
+
+
+def _wait_lines(workers: list[LocalWorker], timeout: float, what: str) -> dict[str, dict]:
+    """Read one JSON line from each worker's report pipe, bounded by ``timeout``."""
+    deadline = time.monotonic() + timeout
+    waiting = {w.report.fileno(): w for w in workers}
+    lines: dict[str, dict] = {}
+    with selectors.DefaultSelector() as selector:
+        for fd, worker in waiting.items():
+            selector.register(fd, selectors.EVENT_READ, worker)
+        while waiting:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                raise WorkerStartError(
+                    f"{len(waiting)} of {len(workers)} workers did not {what} within {timeout:g}s"
+                )
+            for key, _ in selector.select(min(left, 0.5)):
+                worker = key.data
+                try:
+                    line = worker.read_line()
+                except EOFError:
+                    code = worker.process.poll()
+                    raise WorkerStartError(
+                        f"worker {worker.id} (pid {worker.pid}) exited before it could {what}"
+                        f" (exit code {code}); its stderr above says why"
+                    ) from None
+                if line is not None:
+                    lines[worker.id] = json.loads(line)
+                    selector.unregister(key.fd)
+                    del waiting[key.fd]
+            for worker in list(waiting.values()):
+                if not worker.alive():
+                    raise WorkerStartError(
+                        f"worker {worker.id} (pid {worker.pid}) exited with code "
+                        f"{worker.process.returncode} before it could {what}"
+                    )
+    return lines
+
+
+def wait_ready(workers: list[LocalWorker], timeout: float) -> None:
+    for worker_id, report in _wait_lines(workers, timeout, "start").items():
+        worker = next(w for w in workers if w.id == worker_id)
+        worker.record = PeerRecord(worker.id, report["address"], report["pid"], worker.tags)
+
+
+def send_peers(
+    workers: list[LocalWorker], peers: list[PeerRecord], version: int, timeout: float
+) -> None:
+    """Give every worker the peer table and wait until each has applied it."""
+    message = {
+        "version": version,
+        "peers": [
+            {"id": p.id, "address": p.address, "pid": p.pid, "tags": list(p.tags)} for p in peers
+        ],
+    }
+    line = json.dumps(message) + "\n"
+    live = [w for w in workers if w.alive()]
+    for worker in live:
+        assert worker.process.stdin is not None
+        try:
+            worker.process.stdin.write(line)
+            worker.process.stdin.flush()
+        except (BrokenPipeError, OSError):
+            continue
+    _wait_lines([w for w in live if w.alive()], timeout, "take the peer table")
+
+
+def stop(workers: list[LocalWorker], timeout: float = 3.0) -> None:
+    """Stop workers: close their control pipes, then SIGTERM, then SIGKILL; all bounded."""
+    for worker in workers:
+        stdin = worker.process.stdin
+        if stdin is not None:
+            try:
+                stdin.close()
+            except OSError:
+                pass
+    _reap(workers, time.monotonic() + timeout)
+    for sig, grace in ((signal.SIGTERM, 1.0), (signal.SIGKILL, 2.0)):
+        left = [w for w in workers if w.alive()]
+        if not left:
+            break
+        for worker in left:
+            try:
+                worker.process.send_signal(sig)
+            except ProcessLookupError:
+                pass
+        _reap(left, time.monotonic() + grace)
+    for worker in workers:
+        try:
+            worker.report.close()
+        except OSError:
+            pass
+
+
+def _reap(workers: list[LocalWorker], deadline: float) -> None:
+    for worker in workers:
+        try:
+            worker.process.wait(timeout=max(0.0, deadline - time.monotonic()))
+        except subprocess.TimeoutExpired:
+            pass

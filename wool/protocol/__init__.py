@@ -1,0 +1,1 @@
+"""The wire: wire.proto, its generated module, and the one converter (frames.py)."""

@@ -1,0 +1,137 @@
+"""The ``@wool.routine`` decorator and the dispatch gate behind every call."""
+
+from __future__ import annotations
+
+import functools
+import inspect
+import uuid
+from collections.abc import AsyncGenerator, Callable, Coroutine
+from dataclasses import dataclass
+from typing import Any, Generic, ParamSpec, TypeVar, overload
+
+from wool import codec
+
+P = ParamSpec("P")
+R = TypeVar("R")
+
+
+@dataclass(frozen=True, slots=True)
+class CodeRef:
+    """A by-value routine as the wire names it."""
+
+    uid: str
+    digest: bytes
+    code: bytes
+
+
+class Routine(Generic[P, R]):
+    """An async function (or async generator) that runs on a worker when called.
+
+    Calling it returns a coroutine or an async generator exactly as the plain
+    function would; awaiting or iterating it dispatches to the mesh that is
+    active in the caller's context. Works on plain functions and on instance,
+    class and static methods.
+    """
+
+    function: Callable[..., Any]
+    generator: bool
+    uid: str
+    timeout: float | None
+
+    def __init__(self, fn: Callable[P, Any], *, timeout: float | None = None) -> None:
+        kind = "function"
+        if isinstance(fn, classmethod):
+            kind, fn = "class", fn.__func__
+        elif isinstance(fn, staticmethod):
+            kind, fn = "static", fn.__func__
+        if not (inspect.iscoroutinefunction(fn) or inspect.isasyncgenfunction(fn)):
+            raise TypeError(
+                f"@wool.routine needs an async def function or async generator, "
+                f"not {getattr(fn, '__qualname__', fn)!r}"
+            )
+        functools.update_wrapper(self, fn)
+        self._fn = fn
+        self._code: CodeRef | None = None
+        self._importable: bool | None = None
+        self.kind = kind
+        self.generator = inspect.isasyncgenfunction(fn)
+        self.uid = uuid.uuid4().hex
+        self.timeout = timeout
+
+    @classmethod
+    def from_code(
+        cls, uid: str, digest: bytes, code: bytes, qualname: str, generator: bool
+    ) -> Routine:
+        """A routine received by value; its function is unpickled on first use."""
+        self = cls.__new__(cls)
+        self._fn = None
+        self._code = CodeRef(uid, digest, code)
+        self._importable = False
+        self.kind = "function"
+        self.generator = generator
+        self.uid = uid
+        self.timeout = None
+        self.__module__ = "__main__"
+        self.__qualname__ = self.__name__ = qualname
+        return self
+
+    @property
+    def function(self) -> Callable[..., Any]:  # type: ignore[override]
+        fn = self._fn
+        if fn is None:
+            assert self._code is not None
+            fn = self._fn = codec.load_function(self._code.code)
+        return fn
+
+    @property
+    def importable(self) -> bool:
+        if self._importable is None:
+            self._importable = codec.importable(self)
+        return self._importable
+
+    def by_value(self) -> CodeRef:
+        """Identity, digest and payload, computed once per routine object."""
+        if self._code is None:
+            code = codec.routine_code(self)
+            self._code = CodeRef(self.uid, codec.digest_of(code), code)
+        return self._code
+
+    def __call__(self, *args: P.args, **kwargs: P.kwargs) -> Any:
+        from wool.mesh.dispatch import call, stream
+
+        if self.generator:
+            return stream(self, args, kwargs, self.timeout)
+        return call(self, args, kwargs, self.timeout)
+
+    def __get__(self, instance: object, owner: type | None = None) -> Any:
+        if self.kind == "static":
+            return self
+        if self.kind == "class":
+            return functools.partial(self, owner if owner is not None else type(instance))
+        if instance is None:
+            return self
+        return functools.partial(self, instance)
+
+    def options(self, *, timeout: float | None = None) -> Routine[P, R]:
+        """The same routine with per-call options, e.g. ``await f.options(timeout=5)(x)``."""
+        clone = object.__new__(type(self))
+        clone.__dict__.update(self.__dict__)
+        clone.timeout = timeout
+        return clone
+
+    def __reduce__(self) -> tuple:
+        return codec.reduce_routine(self)
+
+    def __repr__(self) -> str:
+        return f"<wool.routine {self.__module__}.{self.__qualname__}>"
+
+
+@overload
+def routine(fn: Callable[P, Coroutine[Any, Any, R]]) -> Routine[P, R]: ...
+@overload
+def routine(fn: Callable[P, AsyncGenerator[R, Any]]) -> Routine[P, R]: ...
+@overload
+def routine(fn: Any) -> Routine[Any, Any]: ...
+def routine(fn: Any) -> Routine[Any, Any]:
+    """Make an async function or async generator run on the mesh when called."""
+    return Routine(fn)

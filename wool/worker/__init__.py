@@ -1,0 +1,1 @@
+"""Worker processes: entry point, gRPC service, routine execution, parent-death watch."""

@@ -1,0 +1,3 @@
+from wool.worker.process import main
+
+main()
