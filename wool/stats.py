@@ -163,7 +163,9 @@ class PeerStatistics:
     """One worker as the mesh last saw it.
 
     ``executed`` counts routines run on this worker, whoever sent them;
-    ``dispatched`` counts the nested calls this worker sent to its peers.
+    ``dispatched`` counts the nested calls this worker sent to its peers;
+    ``code_received`` counts routines that arrived by value with their code,
+    ``rejected`` calls refused for wrong credentials.
     ``state`` is ``"starting"``, ``"ready"`` or ``"lost"``; a lost worker keeps
     its last known figures.
     """
@@ -178,6 +180,8 @@ class PeerStatistics:
     cpu_percent: float = 0.0
     rss_bytes: int = 0
     uptime_s: float = 0.0
+    code_received: int = 0
+    rejected: int = 0
 
 
 @dataclass(frozen=True, slots=True)

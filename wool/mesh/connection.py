@@ -20,11 +20,9 @@ from wool.protocol import auth
 from wool.protocol.frames import (
     CLOSE,
     DISPATCH_METHOD,
-    RETURN,
     STATS_METHOD,
     STATS_REQUEST,
     STDERR,
-    STOP,
     YIELD,
     Cancel,
     Dispatch,
@@ -123,7 +121,7 @@ class Connection:
                 self._call = call
                 initial = await call.initial_metadata()
                 if not auth.verify_worker(initial, self._secret, metadata):
-                    code = await call.code() if call.done() else None
+                    code = await call.code()
                     if code == grpc.StatusCode.UNAUTHENTICATED:
                         raise AuthenticationError(
                             f"{self.describe()} refused our credentials: the mesh secret differs"
@@ -269,7 +267,7 @@ class Connection:
         self.known.add(ref.digest)
         self._send(entry.frame)
 
-    def _fail(self, exc: BaseException) -> None:
+    def _fail(self, exc: BaseException, *, report: bool = True) -> None:
         if self.lost is not None:
             return
         detail = exc.details() if isinstance(exc, grpc.aio.AioRpcError) else str(exc)
@@ -282,14 +280,15 @@ class Connection:
         for task in self._tasks:
             if task is not current:
                 task.cancel()
-        self._on_lost(self, lost)
-        if self._channel is not None:
-            self._loop.create_task(self._channel.close(grace=None))
+        if report:
+            self._on_lost(self, lost)
+            if self._channel is not None:
+                self._loop.create_task(self._channel.close(grace=None))
 
     async def close(self) -> None:
         """Close the stream; calls still waiting fail with WorkerLost."""
         if self.lost is None:
-            self._fail(ConnectionError("the mesh was closed"))
+            self._fail(ConnectionError("the mesh was closed"), report=False)
         for task in self._tasks:
             task.cancel()
         for task in self._tasks:
@@ -307,5 +306,3 @@ class Connection:
         method = self._channel.unary_unary(STATS_METHOD)
         return await method(STATS_REQUEST, metadata=metadata, timeout=timeout)
 
-
-__all__ = ["CHANNEL_OPTIONS", "RETURN", "STOP", "YIELD", "Connection", "OutputSink"]

@@ -259,6 +259,7 @@ class WorkerPool:
                 peer = PeerStatistics(
                     info.id, info.address, info.pid, info.tags, info.state, done, sent,
                     record.cpu_percent, record.rss_bytes, record.uptime_s,
+                    record.code_received, record.rejected,
                 )  # fmt: skip
                 self._last[info.id] = peer
             else:

@@ -83,8 +83,11 @@ def spawn(count: int, tags: tuple[str, ...], secret: bytes, host: str) -> list[L
                 os.close(write_fd)
             config = {"secret": secret.hex(), "ready_fd": write_fd, "sys_path": sys_path}
             assert process.stdin is not None
-            process.stdin.write(json.dumps(config) + "\n")
-            process.stdin.flush()
+            try:
+                process.stdin.write(json.dumps(config) + "\n")
+                process.stdin.flush()
+            except OSError:
+                pass  # it died at once; wait_ready reports how it exited
             workers.append(
                 LocalWorker(worker_id, tags, process, os.fdopen(read_fd, "rb", buffering=0))
             )

@@ -222,6 +222,8 @@ class StatsRecord:
     cpu_percent: float
     rss_bytes: int
     uptime_s: float
+    code_received: int = 0
+    rejected: int = 0
 
 
 def _counters_to_wire(c: CountersRecord, out: _wire.Counters) -> None:
@@ -251,6 +253,8 @@ def encode_stats(s: StatsRecord) -> bytes:
         cpu_percent=s.cpu_percent,
         rss_bytes=s.rss_bytes,
         uptime_s=s.uptime_s,
+        code_received=s.code_received,
+        rejected=s.rejected,
     )
     _counters_to_wire(s.executed, msg.executed)
     _counters_to_wire(s.dispatched, msg.dispatched)
@@ -272,6 +276,8 @@ def decode_stats(data: bytes) -> StatsRecord:
         m.cpu_percent,
         m.rss_bytes,
         m.uptime_s,
+        m.code_received,
+        m.rejected,
     )
 
 

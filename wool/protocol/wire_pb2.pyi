@@ -159,7 +159,7 @@ class Counters(_message.Message):
     def __init__(self, started: _Optional[int] = ..., completed: _Optional[int] = ..., failed: _Optional[int] = ..., cancelled: _Optional[int] = ..., buckets: _Optional[_Mapping[int, int]] = ..., total_ns: _Optional[int] = ..., max_ns: _Optional[int] = ...) -> None: ...
 
 class StatsReply(_message.Message):
-    __slots__ = ("id", "address", "pid", "tags", "executed", "dispatched", "cpu_percent", "rss_bytes", "uptime_s")
+    __slots__ = ("id", "address", "pid", "tags", "executed", "dispatched", "cpu_percent", "rss_bytes", "uptime_s", "code_received", "rejected")
     ID_FIELD_NUMBER: _ClassVar[int]
     ADDRESS_FIELD_NUMBER: _ClassVar[int]
     PID_FIELD_NUMBER: _ClassVar[int]
@@ -169,6 +169,8 @@ class StatsReply(_message.Message):
     CPU_PERCENT_FIELD_NUMBER: _ClassVar[int]
     RSS_BYTES_FIELD_NUMBER: _ClassVar[int]
     UPTIME_S_FIELD_NUMBER: _ClassVar[int]
+    CODE_RECEIVED_FIELD_NUMBER: _ClassVar[int]
+    REJECTED_FIELD_NUMBER: _ClassVar[int]
     id: str
     address: str
     pid: int
@@ -178,7 +180,9 @@ class StatsReply(_message.Message):
     cpu_percent: float
     rss_bytes: int
     uptime_s: float
-    def __init__(self, id: _Optional[str] = ..., address: _Optional[str] = ..., pid: _Optional[int] = ..., tags: _Optional[_Iterable[str]] = ..., executed: _Optional[_Union[Counters, _Mapping]] = ..., dispatched: _Optional[_Union[Counters, _Mapping]] = ..., cpu_percent: _Optional[float] = ..., rss_bytes: _Optional[int] = ..., uptime_s: _Optional[float] = ...) -> None: ...
+    code_received: int
+    rejected: int
+    def __init__(self, id: _Optional[str] = ..., address: _Optional[str] = ..., pid: _Optional[int] = ..., tags: _Optional[_Iterable[str]] = ..., executed: _Optional[_Union[Counters, _Mapping]] = ..., dispatched: _Optional[_Union[Counters, _Mapping]] = ..., cpu_percent: _Optional[float] = ..., rss_bytes: _Optional[int] = ..., uptime_s: _Optional[float] = ..., code_received: _Optional[int] = ..., rejected: _Optional[int] = ...) -> None: ...
 
 class Peer(_message.Message):
     __slots__ = ("id", "address", "pid", "tags")

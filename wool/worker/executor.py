@@ -81,6 +81,7 @@ class Executor:
         self.loop = loop
         self.worker_id = worker_id
         self.executed = Counters()
+        self.code_received = 0
         self._cache: dict[tuple[str, str], Routine] = {}
 
     def receive(self, session: Session, frames: list[Frame]) -> None:
@@ -93,7 +94,8 @@ class Executor:
                 if queue is not None:
                     queue.put_nowait(frame)
             elif kind is Cancel:
-                running = session.tasks.get(frame.call)
+                session.resumes.pop(frame.call, None)
+                running = session.tasks.pop(frame.call, None)
                 if running is not None:
                     running.cancel()
 
@@ -124,8 +126,6 @@ class Executor:
         if routine is None:
             routine = self._cache[key] = codec.lookup(frame.module, frame.qualname)
         return routine
-
-    code_received = 0
 
     def _start(self, session: Session, frame: Dispatch) -> None:
         call = frame.call

@@ -138,6 +138,8 @@ class WorkerService:
                 cpu,
                 rss,
                 uptime,
+                self._executor.code_received,
+                self.rejected,
             )
         )
 

@@ -1,0 +1,1 @@
+"""Benchmarks for Wool; see ``benchmarks/README.md``."""

@@ -1,0 +1,86 @@
+"""Cancelling a caller cancels the remote routine; deadlines per call and per block."""
+
+from __future__ import annotations
+
+import asyncio
+import pathlib
+
+import pytest
+import routines
+from support import until
+
+import wool
+
+pytestmark = pytest.mark.timeout(60)
+
+
+async def _running_remotely(pool: wool.WorkerPool, count: int) -> None:
+    """Wait (bounded) until the workers report ``count`` routines running."""
+    async with asyncio.timeout(5):
+        while (await pool.statistics()).executed.in_flight != count:
+            await asyncio.sleep(0.01)
+
+
+async def test_cancelling_the_caller_cancels_the_remote_routine(
+    pool: wool.WorkerPool, tmp_path: pathlib.Path
+) -> None:
+    marker = tmp_path / "cancel"
+    async with pool:
+        call = asyncio.create_task(routines.sleep_then_mark(30, str(marker)))
+        await _running_remotely(pool, 1)
+        call.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await call
+        await until(marker.exists, 2, "the remote CancelledError handler")
+        assert marker.read_text() == "cancelled"
+        assert await routines.add(1, 1) == 2, "the stream is still usable"
+
+
+async def test_asyncio_timeout_around_a_call_cancels_it_remotely(
+    pool: wool.WorkerPool, tmp_path: pathlib.Path
+) -> None:
+    marker = tmp_path / "timeout"
+    async with pool:
+        with pytest.raises(TimeoutError):
+            async with asyncio.timeout(0.2):
+                await routines.sleep_then_mark(30, str(marker))
+        await until(marker.exists, 2, "the remote cancellation")
+    assert marker.read_text() == "cancelled"
+
+
+async def test_per_call_timeout(pool: wool.WorkerPool, tmp_path: pathlib.Path) -> None:
+    marker = tmp_path / "per-call"
+    async with pool:
+        with pytest.raises(wool.DispatchTimeout, match="deadline"):
+            await routines.sleep_then_mark.options(timeout=0.2)(30, str(marker))
+        await until(marker.exists, 2, "the remote cancellation")
+        assert await routines.sleep_then_mark.options(timeout=5)(0.01, str(marker)) == "finished"
+
+
+async def test_per_block_timeout_reaches_nested_calls(pool: wool.WorkerPool) -> None:
+    async with pool:
+        with wool.timeout(10):
+            left = await routines.remote_time_left()
+        assert left is not None and 0 < left <= 10
+        assert await routines.remote_time_left() is None
+        with wool.timeout(0.3), pytest.raises(wool.DispatchTimeout):
+            await routines.sleep_then_mark(30, "/dev/null")
+        with pytest.raises(ValueError):
+            with wool.timeout(0):
+                pass
+
+
+async def test_generator_cancelled_mid_stream(pool: wool.WorkerPool, tmp_path: pathlib.Path) -> None:
+    marker = tmp_path / "gen-cancel"
+
+    async def consume() -> None:
+        async for _ in routines.ticker(str(marker)):
+            await asyncio.sleep(0.01)
+
+    async with pool:
+        task = asyncio.create_task(consume())
+        await _running_remotely(pool, 1)
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+        await until(marker.exists, 3, "the remote generator's finally")

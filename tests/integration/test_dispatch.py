@@ -1,0 +1,127 @@
+"""Routines dispatched to real workers: results, nesting, generators, methods."""
+
+from __future__ import annotations
+
+import asyncio
+import pathlib
+
+import pytest
+import routines
+from support import until
+
+import wool
+
+pytestmark = pytest.mark.timeout(60)
+
+
+async def test_the_quickstart_program_runs(pool: wool.WorkerPool) -> None:
+    async with pool:
+        assert await routines.add(1, 2) == 3
+        assert await routines.fib(15) == 610
+        assert [i async for i in routines.count(5)] == [0, 1, 2, 3, 4]
+
+
+async def test_calls_spread_over_both_workers(pool: wool.WorkerPool) -> None:
+    async with pool:
+        pids = await asyncio.gather(*(routines.pid_then_sleep(0.05) for _ in range(20)))
+    assert set(pids) == {w.pid for w in pool.workers}
+
+
+async def test_values_round_trip(pool: wool.WorkerPool) -> None:
+    payload = {"bytes": b"\x00" * 1024, "nested": [1, 2.5, ("x", None)], "set": {1, 2}}
+    async with pool:
+        assert await routines.echo(payload) == payload
+        assert await routines.echo(None) is None
+        big = bytes(range(256)) * 4096
+        assert await routines.echo(big) == big
+
+
+async def test_nested_fib_20_completes_on_two_workers() -> None:
+    async with asyncio.timeout(50), wool.WorkerPool(spawn=2) as pool:
+        assert await routines.fib(20) == 6765
+        stats = await pool.statistics()
+    executed = sum(p.executed.completed for p in stats.peers)
+    assert executed == 21891
+    assert all(p.executed.completed > 1000 for p in stats.peers), "both peers did the work"
+    assert stats.caller.completed == 1, "nested calls went peer to peer, not through the caller"
+    assert sum(p.dispatched.completed for p in stats.peers) == 21890
+
+
+async def test_generator_send_throw_and_close(pool: wool.WorkerPool, tmp_path: pathlib.Path) -> None:
+    marker = tmp_path / "closed"
+    async with pool:
+        stream = routines.accumulate(str(marker))
+        assert await anext(stream) == 0
+        assert await stream.asend(5) == 5
+        assert await stream.asend(10) == 15
+        assert await stream.athrow(ValueError("reset")) == 0
+        assert await stream.asend(3) == 3
+        await stream.aclose()
+        assert marker.read_text() == "closed at 3", "aclose() returns after the remote finally ran"
+
+
+async def test_generator_exception_escapes_athrow(pool: wool.WorkerPool) -> None:
+    async with pool:
+        stream = routines.accumulate()
+        await anext(stream)
+        with pytest.raises(KeyError):
+            await stream.athrow(KeyError("not handled remotely"))
+        with pytest.raises(StopAsyncIteration):
+            await anext(stream)
+
+
+async def test_leaving_async_for_early_closes_the_remote_generator(
+    pool: wool.WorkerPool, tmp_path: pathlib.Path
+) -> None:
+    marker = tmp_path / "ticker"
+    async with pool:
+        async for i in routines.ticker(str(marker)):
+            if i == 3:
+                break
+        await until(marker.exists, 5, "the remote generator's finally")
+    assert marker.read_text() == "finally ran"
+
+
+async def test_methods_class_and_static(pool: wool.WorkerPool) -> None:
+    async with pool:
+        greeting = await routines.Greeter("hello").greet("ada")
+        assert greeting.startswith("hello, ada from ")
+        assert int(greeting.rsplit(" ", 1)[1]) in {w.pid for w in pool.workers}
+        assert await routines.Greeter.kind() == "Greeter"
+        assert await routines.Greeter.kind_outer() == "outer Greeter"
+        assert await routines.Greeter.shout("hi") == "HI"
+        assert await routines.Greeter("x").shout("yo") == "YO"
+
+
+async def test_many_concurrent_calls_share_one_stream_per_peer(pool: wool.WorkerPool) -> None:
+    async with pool:
+        results = await asyncio.gather(*(routines.add(i, i) for i in range(3000)))
+    assert results == [2 * i for i in range(3000)]
+
+
+async def test_no_mesh_raises_a_clear_error() -> None:
+    with pytest.raises(wool.MeshNotRunning, match="WorkerPool"):
+        await routines.add(1, 2)
+    with pytest.raises(wool.NoWorkersAvailable):
+        [i async for i in routines.count(2)]
+
+
+async def test_older_size_spelling_and_tags() -> None:
+    async with wool.WorkerPool("gpu", "fast", size=1) as pool:
+        assert [w.tags for w in pool.workers] == [("gpu", "fast")]
+        assert await routines.add(2, 2) == 4
+        assert pool.workers[0].address.startswith("127.0.0.1:")
+
+
+def test_default_pool_for_plain_threads() -> None:
+    """start(default=True) serves calls made outside any `async with`, e.g. from asyncio.run."""
+    pool = wool.WorkerPool(spawn=1).start(default=True)
+    try:
+        assert asyncio.run(routines.add(20, 22)) == 42
+        assert asyncio.run(routines.add(1, 1)) == 2, "a second event loop gets its own stream"
+        stats = pool.statistics_sync()
+        assert stats.executed.completed == 2
+    finally:
+        pool.stop()
+    with pytest.raises(wool.MeshNotRunning):
+        asyncio.run(routines.add(1, 1))

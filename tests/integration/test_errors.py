@@ -1,0 +1,116 @@
+"""Failures reach the caller as typed errors: remote exceptions, bad arguments, dead workers."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import socket
+import time
+import traceback
+
+import pytest
+import routines
+from support import alive, until
+
+import wool
+
+pytestmark = pytest.mark.timeout(60)
+
+
+async def test_remote_exception_keeps_type_message_traceback_and_worker(
+    pool: wool.WorkerPool,
+) -> None:
+    async with pool:
+        with pytest.raises(routines.Boom, match="kaboom") as info:
+            await routines.explode("kaboom")
+    exc = info.value
+    assert exc.code == 42
+    text = "".join(traceback.format_exception(exc))
+    assert "_inner_explode" in text, "the remote frames are in the traceback"
+    assert "routines.py" in text
+    notes = " ".join(getattr(exc, "__notes__", []))
+    assert "raised remotely on worker" in notes
+    assert any(str(w.pid) in notes for w in pool.workers)
+
+
+async def test_exception_from_a_nested_call_crosses_two_hops(pool: wool.WorkerPool) -> None:
+    async with pool:
+        with pytest.raises(routines.Boom, match="deep") as info:
+            await routines.nested_explode("deep")
+    assert len(info.value.__notes__) == 2, "each hop says where it came from"
+
+
+async def test_exception_that_cannot_be_rebuilt_becomes_remote_error(
+    pool: wool.WorkerPool,
+) -> None:
+    async with pool:
+        with pytest.raises(wool.RemoteError) as info:
+            await routines.explode_unrebuildable()
+    assert info.value.type_name == "routines.Unrebuildable"
+    assert "needs 1 and 2" in str(info.value)
+    assert "explode_unrebuildable" in info.value.remote_traceback
+
+
+async def test_unpicklable_argument_fails_before_sending(pool: wool.WorkerPool) -> None:
+    async with pool:
+        before = (await pool.statistics()).executed.started
+        with pytest.raises(wool.SerializationError, match=r"keyword argument 'y' \(generator\)"):
+            await routines.add(1, y=(i for i in range(3)))
+        with socket.socket() as sock:
+            with pytest.raises(wool.SerializationError, match=r"positional argument 0 \(socket\)"):
+                await routines.echo(sock)
+        after = (await pool.statistics()).executed.started
+    assert after == before, "nothing was dispatched"
+
+
+async def test_worker_killed_mid_call_raises_within_a_second_and_pool_serves_on() -> None:
+    async with wool.WorkerPool(spawn=2) as pool:
+        victim, survivor = pool.workers
+        # Pin a long call on each worker, then kill one of them.
+        calls = [asyncio.create_task(routines.pid_then_sleep(30)) for _ in range(2)]
+        await until(lambda: (pool._mesh.dispatched.in_flight == 2), 5, "both calls in flight")
+        stats = await pool.statistics()
+        assert sorted(p.executed.in_flight for p in stats.peers) == [1, 1]
+        os.kill(victim.pid, signal.SIGKILL)
+        started = time.monotonic()
+        done, pending = await asyncio.wait(calls, timeout=5, return_when=asyncio.FIRST_COMPLETED)
+        elapsed = time.monotonic() - started
+        assert elapsed < 1.0, f"the caller waited {elapsed:.2f}s"
+        (failed,) = done
+        with pytest.raises(wool.WorkerLost, match=victim.id):
+            failed.result()
+        for _ in range(10):
+            assert await routines.whoami() == survivor.pid
+        assert {w.id: w.state for w in pool.workers}[victim.id] == "lost"
+        for task in pending:
+            task.cancel()
+        await asyncio.gather(*pending, return_exceptions=True)
+    assert not alive(victim.pid) and not alive(survivor.pid)
+
+
+async def test_no_reachable_worker_gives_a_typed_error() -> None:
+    async with wool.WorkerPool(spawn=1) as pool:
+        assert await routines.noop() is None
+        (worker,) = pool.workers
+        os.kill(worker.pid, signal.SIGKILL)
+        with pytest.raises((wool.WorkerLost, wool.NoWorkersAvailable)):
+            for _ in range(3):
+                await routines.noop()
+        with pytest.raises(wool.NoWorkersAvailable, match="lost"):
+            await routines.noop()
+
+
+async def test_blocking_routine_does_not_stop_stats_or_dispatch_intake() -> None:
+    async with wool.WorkerPool(spawn=1) as pool:
+        await routines.noop()
+        blocked = asyncio.create_task(routines.block_cpu(1.5))
+        await until(lambda: pool._mesh.dispatched.in_flight == 1, 5, "the blocking call")
+        await asyncio.sleep(0.1)
+        started = time.monotonic()
+        stats = await pool.statistics(timeout=1.0)
+        assert time.monotonic() - started < 0.5, "stats answered while the routine loop is blocked"
+        assert stats.peers[0].executed.in_flight == 1
+        queued = asyncio.create_task(routines.add(1, 1))
+        assert await queued == 2
+        assert await blocked == pool.workers[0].pid

@@ -1,0 +1,89 @@
+"""Workers never outlive their owner; pools start fast and stop cleanly."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+
+import psutil
+import pytest
+import routines
+from support import alive, wait_until
+
+import wool
+
+pytestmark = pytest.mark.timeout(60)
+
+OWNER = textwrap.dedent(
+    """
+    import asyncio, sys, wool
+    sys.path.insert(0, {path!r})
+    import routines
+
+    async def main():
+        async with wool.WorkerPool(spawn=2) as pool:
+            assert await routines.add(1, 1) == 2
+            print(" ".join(str(w.pid) for w in pool.workers), flush=True)
+            await asyncio.sleep(60)
+
+    asyncio.run(main())
+    """
+)
+
+
+def test_kill_9_of_the_parent_leaves_no_worker_alive(tmp_path) -> None:
+    script = tmp_path / "owner.py"
+    script.write_text(OWNER.format(path=os.path.dirname(routines.__file__)))
+    with subprocess.Popen([sys.executable, str(script)], stdout=subprocess.PIPE, text=True) as owner:
+        try:
+            assert owner.stdout is not None
+            pids = [int(p) for p in owner.stdout.readline().split()]
+            assert len(pids) == 2 and all(alive(p) for p in pids)
+            owner.send_signal(signal.SIGKILL)
+            owner.wait(5)
+            wait_until(lambda: not any(alive(p) for p in pids), 5, "orphaned workers to exit")
+        finally:
+            if owner.poll() is None:
+                owner.kill()
+                owner.wait(5)
+
+
+async def test_worker_command_line_says_whose_wool_worker_it_is() -> None:
+    async with wool.WorkerPool(spawn=1) as pool:
+        (worker,) = pool.workers
+        cmdline = psutil.Process(worker.pid).cmdline()
+    assert "wool.worker" in cmdline
+    assert cmdline[cmdline.index("--owner") + 1] == str(os.getpid())
+    assert cmdline[cmdline.index("--id") + 1] == worker.id
+    assert "--secret" not in " ".join(cmdline)
+
+
+async def test_pool_exit_stops_every_worker_promptly() -> None:
+    async with wool.WorkerPool(spawn=2) as pool:
+        pids = [w.pid for w in pool.workers]
+        await routines.add(1, 2)
+    assert not any(alive(p) for p in pids)
+
+
+def test_interpreter_exit_stops_a_default_pool(tmp_path) -> None:
+    script = tmp_path / "exit.py"
+    script.write_text(
+        "import wool\n"
+        "pool = wool.WorkerPool(spawn=1).start(default=True)\n"
+        "print(pool.workers[0].pid, flush=True)\n"
+    )
+    out = subprocess.run(
+        [sys.executable, str(script)], capture_output=True, text=True, timeout=30, check=True
+    )
+    pid = int(out.stdout.split()[0])
+    wait_until(lambda: not alive(pid), 5, "the worker to exit with its owner")
+
+
+def test_a_worker_that_cannot_start_gives_a_typed_error(monkeypatch) -> None:
+    monkeypatch.setenv("PYTHONPATH", "/nonexistent")
+    monkeypatch.setattr(sys, "executable", "/bin/false")
+    with pytest.raises(wool.WorkerStartError, match="exited"):
+        wool.WorkerPool(spawn=1, start_timeout=10).start()
