@@ -54,5 +54,7 @@ def pool() -> Iterator[wool.WorkerPool]:
         yield shared
     finally:
         shared.stop()
-        gone, alive = psutil.wait_procs([psutil.Process(p) for p in pids if psutil.pid_exists(p)], 5)
+        _gone, alive = psutil.wait_procs(
+            [psutil.Process(p) for p in pids if psutil.pid_exists(p)], 5
+        )
         assert not alive, f"pool workers still running after stop: {alive}"

@@ -65,12 +65,13 @@ async def test_per_block_timeout_reaches_nested_calls(pool: wool.WorkerPool) -> 
         assert await routines.remote_time_left() is None
         with wool.timeout(0.3), pytest.raises(wool.DispatchTimeout):
             await routines.sleep_then_mark(30, "/dev/null")
-        with pytest.raises(ValueError):
-            with wool.timeout(0):
-                pass
+        with pytest.raises(ValueError), wool.timeout(0):
+            pass
 
 
-async def test_generator_cancelled_mid_stream(pool: wool.WorkerPool, tmp_path: pathlib.Path) -> None:
+async def test_generator_cancelled_mid_stream(
+    pool: wool.WorkerPool, tmp_path: pathlib.Path
+) -> None:
     marker = tmp_path / "gen-cancel"
 
     async def consume() -> None:

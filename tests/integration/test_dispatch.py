@@ -47,7 +47,9 @@ async def test_nested_fib_20_completes_on_two_workers() -> None:
     assert sum(p.dispatched.completed for p in stats.peers) == 21890
 
 
-async def test_generator_send_throw_and_close(pool: wool.WorkerPool, tmp_path: pathlib.Path) -> None:
+async def test_generator_send_throw_and_close(
+    pool: wool.WorkerPool, tmp_path: pathlib.Path
+) -> None:
     marker = tmp_path / "closed"
     async with pool:
         stream = routines.accumulate(str(marker))

@@ -37,7 +37,9 @@ OWNER = textwrap.dedent(
 def test_kill_9_of_the_parent_leaves_no_worker_alive(tmp_path) -> None:
     script = tmp_path / "owner.py"
     script.write_text(OWNER.format(path=os.path.dirname(routines.__file__)))
-    with subprocess.Popen([sys.executable, str(script)], stdout=subprocess.PIPE, text=True) as owner:
+    with subprocess.Popen(
+        [sys.executable, str(script)], stdout=subprocess.PIPE, text=True
+    ) as owner:
         try:
             assert owner.stdout is not None
             pids = [int(p) for p in owner.stdout.readline().split()]

@@ -71,9 +71,7 @@ MAIN_SCRIPT = textwrap.dedent(
 def test_main_defined_routines_are_shipped_once_then_by_digest(tmp_path) -> None:
     script = tmp_path / "main_defined.py"
     script.write_text(MAIN_SCRIPT.format(path=os.path.dirname(routines.__file__)))
-    out = subprocess.run(
-        [sys.executable, str(script)], capture_output=True, text=True, timeout=50
-    )
+    out = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=50)
     assert out.returncode == 0, out.stderr
     report = json.loads(out.stdout.strip().splitlines()[-1])
     assert report["triple"] == [3 * i for i in range(50)]

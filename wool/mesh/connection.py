@@ -305,4 +305,3 @@ class Connection:
         metadata = auth.client_metadata(self._secret)
         method = self._channel.unary_unary(STATS_METHOD)
         return await method(STATS_REQUEST, metadata=metadata, timeout=timeout)
-
