@@ -13,6 +13,7 @@ from wool.errors import (
     WorkerLost,
     WorkerStartError,
 )
+from wool.mesh.dispatch import output_handler, set_output_handler
 from wool.mesh.pool import WorkerInfo, WorkerPool
 from wool.routine import Routine, routine
 from wool.stats import DispatchCounters, LatencySummary, MeshStatistics, PeerStatistics
@@ -39,6 +40,23 @@ __all__ = [
     "WorkerPool",
     "WorkerStartError",
     "current_task",
+    "load_ipython_extension",
+    "output_handler",
     "routine",
+    "set_output_handler",
     "timeout",
+    "unload_ipython_extension",
 ]
+
+
+def load_ipython_extension(ipython: object) -> None:
+    """``%load_ext wool``: the magics and kernel-side mesh live in wool_jupyter."""
+    from wool_jupyter.extension import load_ipython_extension as load
+
+    load(ipython)
+
+
+def unload_ipython_extension(ipython: object) -> None:
+    from wool_jupyter.extension import unload_ipython_extension as unload
+
+    unload(ipython)

@@ -37,6 +37,8 @@ class Routine(Generic[P, R]):
     generator: bool
     uid: str
     timeout: float | None
+    worker: str | None = None
+    tags: tuple[str, ...] = ()
 
     def __init__(self, fn: Callable[P, Any], *, timeout: float | None = None) -> None:
         kind = "function"
@@ -112,11 +114,24 @@ class Routine(Generic[P, R]):
             return self
         return functools.partial(self, instance)
 
-    def options(self, *, timeout: float | None = None) -> Routine[P, R]:
-        """The same routine with per-call options, e.g. ``await f.options(timeout=5)(x)``."""
+    def options(
+        self,
+        *,
+        timeout: float | None = None,
+        worker: str | None = None,
+        tags: tuple[str, ...] | list[str] = (),
+    ) -> Routine[P, R]:
+        """The same routine with per-call options, e.g. ``await f.options(timeout=5)(x)``.
+
+        ``worker`` pins calls to the worker with that id (``pool.workers[i].id``);
+        ``tags`` restricts them to workers carrying every tag. Either raises
+        ``NoWorkersAvailable`` when no live worker matches.
+        """
         clone = object.__new__(type(self))
         clone.__dict__.update(self.__dict__)
         clone.timeout = timeout
+        clone.worker = worker
+        clone.tags = tuple(tags)
         return clone
 
     def __reduce__(self) -> tuple:

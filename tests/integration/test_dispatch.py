@@ -127,3 +127,29 @@ def test_default_pool_for_plain_threads() -> None:
         pool.stop()
     with pytest.raises(wool.MeshNotRunning):
         asyncio.run(routines.add(1, 1))
+
+
+async def test_calls_pinned_to_a_worker_or_to_tags(pool: wool.WorkerPool) -> None:
+    first, second = pool.workers
+    async with pool:
+        for worker in (first, second):
+            pinned = routines.whoami.options(worker=worker.id)
+            assert {await pinned() for _ in range(5)} == {worker.pid}
+        with pytest.raises(wool.NoWorkersAvailable, match="nope"):
+            await routines.whoami.options(worker="nope")()
+        with pytest.raises(wool.NoWorkersAvailable, match="gpu"):
+            await routines.whoami.options(tags=["gpu"])()
+
+
+async def test_remote_output_is_forwarded_in_order_while_the_call_runs(
+    pool: wool.WorkerPool,
+) -> None:
+    received: list[tuple[str, str]] = []
+    async with pool:
+        with wool.output_handler(lambda stream, text: received.append((stream, text))):
+            assert await routines.chatty(50) == 50
+        text = "".join(t for s, t in received if s == "stdout")
+        assert text == "".join(f"line {i}\n" for i in range(50))
+        received.clear()
+        assert await routines.chatty(3) == 3, "outside the block output stays on the worker"
+    assert received == []

@@ -103,6 +103,19 @@ class MeshClient:
             except WorkerLost as exc:
                 self.mark_lost(best_peer.id, str(exc))
 
+    async def connection_matching(self, worker: str | None, tags: tuple[str, ...]) -> Connection:
+        """A connection to the given worker, or to the least-loaded one carrying ``tags``."""
+        wanted = set(tags)
+        candidates = [
+            p for p in self._live if (worker is None or p.id == worker) and wanted.issubset(p.tags)
+        ]
+        if not candidates:
+            what = f"worker {worker}" if worker else f"a worker tagged {sorted(wanted)}"
+            raise NoWorkersAvailable(f"no live {what} in this mesh")
+        conns = self._connections()
+        peer = min(candidates, key=lambda p: conns[p.id].load if p.id in conns else 0)
+        return await self.connection_to(peer)
+
     async def connection_to(self, peer: PeerRecord) -> Connection:
         conns = self._connections()
         conn = conns.get(peer.id)

@@ -9,8 +9,10 @@ generator. Cancelling the caller cancels the remote routine.
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import contextvars
 import time
-from collections.abc import AsyncGenerator
+from collections.abc import AsyncGenerator, Callable, Iterator
 from contextvars import ContextVar
 from typing import TYPE_CHECKING, Any
 
@@ -21,12 +23,51 @@ from wool.mesh.connection import Connection, OutputSink
 from wool.protocol.frames import CANCELLED, NEXT, RAISE, RETURN, SEND, STOP, THROW, YIELD, Outcome
 
 if TYPE_CHECKING:
+    from wool.mesh.client import MeshClient
     from wool.routine import Routine
 
 CLOSE_WAIT = 5.0
 
-output_sink: ContextVar[OutputSink | None] = ContextVar("wool_output_sink", default=None)
-"""Where remote print() output of calls made in this context goes (None: local stdout)."""
+OutputHandler = Callable[[str, str], None]
+_STREAMS = ("stdout", "stderr")
+_scoped_output: ContextVar[OutputHandler | None] = ContextVar("wool_output", default=None)
+_default_output: OutputHandler | None = None
+
+
+def set_output_handler(handler: OutputHandler | None) -> None:
+    """Forward what routines print to ``handler(stream, text)`` in this process.
+
+    ``stream`` is ``"stdout"`` or ``"stderr"``. The handler runs on the
+    caller's event loop, in the context of the call that produced the
+    output, in order, while the call runs. ``None`` (the default) leaves
+    output on the workers' own stdout and stderr.
+    """
+    global _default_output
+    _default_output = handler
+
+
+@contextlib.contextmanager
+def output_handler(handler: OutputHandler | None) -> Iterator[None]:
+    """Like set_output_handler, for the calls made inside the block only."""
+    token = _scoped_output.set(handler)
+    try:
+        yield
+    finally:
+        _scoped_output.reset(token)
+
+
+def _sink() -> OutputSink | None:
+    handler = _scoped_output.get() or _default_output
+    if handler is None:
+        return None
+    run = contextvars.copy_context().run
+    return lambda stream, text: run(handler, _STREAMS[stream], text)
+
+
+async def _connect(mesh: MeshClient, routine: Routine) -> Connection:
+    if routine.worker is None and not routine.tags:
+        return await mesh.connection()
+    return await mesh.connection_matching(routine.worker, routine.tags)
 
 
 def _parent() -> str:
@@ -82,9 +123,9 @@ async def call(routine: Routine, args: tuple, kwargs: dict, timeout: float | Non
     seconds = task.time_left(timeout)
     if seconds is not None and seconds <= 0:
         raise DispatchTimeout(f"{routine.__qualname__}() was called after its deadline passed")
-    conn = await mesh.connection()
+    conn = await _connect(mesh, routine)
     counters = mesh.dispatched
-    call_id, waiter = conn.dispatch(routine, data, seconds, _parent(), output_sink.get())
+    call_id, waiter = conn.dispatch(routine, data, seconds, _parent(), _sink())
     counters.started += 1
     started = time.perf_counter_ns()
     try:
@@ -111,9 +152,9 @@ async def stream(
     mesh = context.current(routine.__qualname__)
     data = codec.encode_call(routine.__qualname__, args, kwargs)
     seconds = task.time_left(timeout)
-    conn = await mesh.connection()
+    conn = await _connect(mesh, routine)
     counters = mesh.dispatched
-    call_id, waiter = conn.dispatch(routine, data, seconds, _parent(), output_sink.get())
+    call_id, waiter = conn.dispatch(routine, data, seconds, _parent(), _sink())
     counters.started += 1
     started = time.perf_counter_ns()
     finished = False

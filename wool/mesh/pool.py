@@ -177,7 +177,8 @@ class WorkerPool:
     def _stop_processes(self) -> None:
         spawn.stop(self._workers)
 
-    async def __aenter__(self) -> WorkerPool:
+    async def astart(self, *, default: bool = False) -> WorkerPool:
+        """Like start(), without blocking the event loop while the workers come up."""
         if self._state == "new":
             with self._lock:
                 self._spawn()
@@ -190,12 +191,23 @@ class WorkerPool:
                 raise
             self._state = "running"
             _running.add(self)
-            self._tokens.append(context.enter(self._mesh))
-            self._owned = True
-        elif self._state == "running":
-            self._tokens.append(context.enter(self._mesh))
-        else:
-            raise RuntimeError(f"cannot enter a pool that is {self._state}")
+        elif self._state != "running":
+            raise RuntimeError(f"cannot start a pool that is {self._state}")
+        if default:
+            context.set_default(self._mesh)
+            self._default = True
+        return self
+
+    async def astop(self) -> None:
+        """Like stop(), closing this loop's connections first and waiting off the loop."""
+        await self._mesh.close_loop()
+        await asyncio.to_thread(self.stop)
+
+    async def __aenter__(self) -> WorkerPool:
+        owned = self._state == "new"
+        await self.astart()
+        self._tokens.append(context.enter(self._mesh))
+        self._owned = self._owned or owned
         return self
 
     async def __aexit__(self, *exc: object) -> None:
@@ -205,8 +217,7 @@ class WorkerPool:
         if self._tokens or not self._owned:
             await self._mesh.close_loop()
             return
-        await self._mesh.close_loop()
-        await asyncio.to_thread(self.stop)
+        await self.astop()
 
     # -- introspection ----------------------------------------------------------
 
