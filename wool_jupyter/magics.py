@@ -1,0 +1,388 @@
+"""``%wool`` and ``%%wool``.
+
+The magics parse arguments, keep the user-facing rules (idempotent start, what
+to say when nothing is running) and delegate everything else to a
+:class:`~wool_jupyter.backend.WoolBackend`, created by the injected factory on
+the first ``%wool start``.
+
+Each magic has two entry points. The ``*_async`` coroutines are what cells
+reach in practice: :mod:`wool_jupyter.transform` rewrites ``%%wool`` cells and
+top-level ``%wool`` lines into awaits of them, so they run on the loop running
+the cell (the kernel's loop in ipykernel). The synchronous ``%wool``/``%%wool``
+functions registered with IPython serve everything else (magics nested in a
+block, ``run_line_magic``/``run_cell_magic``, ``%autoawait`` off): they run the
+same coroutine on ``shell.loop_runner`` when no loop is running in this thread,
+and when one is, they refuse work that would have to wait for it, with a
+``UsageError`` saying how to write the cell instead.
+"""
+
+import argparse
+import asyncio
+import inspect
+import keyword
+import shlex
+import sys
+from collections.abc import Awaitable, Coroutine, Iterator, Mapping
+from typing import Any, NoReturn, TypeVar
+
+from IPython.core.error import UsageError
+from IPython.core.interactiveshell import InteractiveShell
+from IPython.core.magic import Magics, cell_magic, line_magic, magics_class
+from IPython.display import display
+
+from wool_jupyter.backend import BackendFactory, WoolBackend
+from wool_jupyter.cells import compile_cell
+from wool_jupyter.config import Wool
+from wool_jupyter.transform import MAGIC_NAME, cache_cell_source
+
+__all__ = ["WoolMagics"]
+
+_T = TypeVar("_T")
+
+NOT_RUNNING = "Wool is not running; start it with %wool start."
+CONNECT_UNAVAILABLE = (
+    "%wool connect is not available yet: joining peers on other hosts is still being "
+    "built. %wool start runs a mesh of workers on this machine."
+)
+_WAITING_COMMANDS = frozenset({"start", "stop", "restart"})
+
+
+class _HelpShown(Exception):
+    """argparse printed help (or usage) and wants to stop."""
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse that reports errors as ``UsageError`` and never exits the process."""
+
+    def error(self, message: str) -> NoReturn:
+        raise UsageError(f"{message}\n{self.format_usage().rstrip()}")
+
+    def exit(self, status: int = 0, message: str | None = None) -> NoReturn:
+        if message:
+            print(message, end="", file=sys.stderr)
+        raise _HelpShown
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
+    return value
+
+
+def _positive_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number of seconds, got {text!r}") from None
+    if not value > 0:
+        raise argparse.ArgumentTypeError(f"must be greater than 0, got {text}")
+    return value
+
+
+def _identifier(text: str) -> str:
+    if not text.isidentifier() or keyword.iskeyword(text):
+        raise argparse.ArgumentTypeError(f"{text!r} is not a valid variable name")
+    return text
+
+
+def _add_tag_option(parser: argparse.ArgumentParser, help: str) -> None:
+    parser.add_argument(
+        "--tag",
+        dest="tags",
+        metavar="TAG",
+        action="extend",
+        nargs="+",
+        default=None,
+        help=help,
+    )
+
+
+def build_line_parser() -> _Parser:
+    """The parser for ``%wool``; ``--help`` works on it and on every subcommand."""
+    parser = _Parser(
+        prog=f"%{MAGIC_NAME}",
+        description="Run and inspect a Wool mesh from IPython or Jupyter.",
+        epilog=f"Run a cell on the mesh with %%{MAGIC_NAME} (see %%{MAGIC_NAME} --help).",
+    )
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
+
+    start = commands.add_parser(
+        "start",
+        help="start a mesh of local workers in the background",
+        description=(
+            "Start a mesh of worker processes on this machine and show the live widget. "
+            "Does nothing but report when a mesh is already running."
+        ),
+    )
+    start.add_argument(
+        "-n",
+        "--workers",
+        type=_positive_int,
+        metavar="N",
+        default=None,
+        help="number of workers (default: Wool.workers, or one per CPU)",
+    )
+    _add_tag_option(start, "tag every worker with TAG (repeatable; default: Wool.tags)")
+
+    commands.add_parser(
+        "stop", help="stop the mesh", description="Stop every worker this kernel started."
+    )
+    commands.add_parser(
+        "restart",
+        help="stop the mesh and start it again",
+        description="Stop the mesh and start it again with the same workers and tags.",
+    )
+    commands.add_parser(
+        "status",
+        help="show peers, addresses, pids, tags, work in flight and totals",
+        description="Show peers, addresses, pids, tags, work in flight and totals.",
+    )
+    commands.add_parser(
+        "widget",
+        help="display the live mesh widget again",
+        description="Display the live mesh widget in this cell's output.",
+    )
+    connect = commands.add_parser(
+        "connect",
+        help="join peers on other hosts (not available yet)",
+        description="Join peers running on other hosts. Not available yet.",
+    )
+    connect.add_argument("addresses", nargs="+", metavar="ADDRESS", help="host:port of a peer")
+    return parser
+
+
+def build_cell_parser() -> _Parser:
+    """The parser for the ``%%wool`` line."""
+    parser = _Parser(
+        prog=f"%%{MAGIC_NAME}",
+        description=(
+            "Run this cell on the mesh. Top-level await works; the value of the last "
+            "expression is the cell's result. Names the cell reads from the notebook are "
+            "sent with it."
+        ),
+    )
+    parser.add_argument(
+        "--all",
+        action="store_true",
+        help="run once on every peer; the result is a dict keyed by peer",
+    )
+    _add_tag_option(parser, "use only peers tagged TAG (repeatable)")
+    parser.add_argument(
+        "--timeout",
+        type=_positive_float,
+        metavar="S",
+        default=None,
+        help="give up after S seconds",
+    )
+    parser.add_argument(
+        "-o",
+        "--output",
+        type=_identifier,
+        metavar="NAME",
+        default=None,
+        help="also store the result in the notebook variable NAME",
+    )
+    return parser
+
+
+class _NotebookNames(Mapping[str, object]):
+    """The user namespace minus the entries IPython itself put there (``open``, ``In``, ...)."""
+
+    def __init__(self, shell: InteractiveShell) -> None:
+        self._names: dict[str, Any] = shell.user_ns
+        self._hidden: dict[str, Any] = shell.user_ns_hidden
+
+    def __getitem__(self, name: str) -> object:
+        value = self._names[name]
+        if name in self._hidden and self._hidden[name] is value:
+            raise KeyError(name)
+        return value
+
+    def __iter__(self) -> Iterator[str]:
+        return (name for name in list(self._names) if name in self)
+
+    def __len__(self) -> int:
+        return sum(1 for _ in self)
+
+
+async def _resolve(value: Awaitable[_T] | _T) -> _T:
+    __tracebackhide__ = True
+    if inspect.isawaitable(value):
+        return await value
+    return value
+
+
+def _show(value: object) -> None:
+    if isinstance(value, str):
+        if value:
+            print(value)
+    elif value is not None:
+        display(value)
+
+
+@magics_class
+class WoolMagics(Magics):
+    """``%wool`` (line) and ``%%wool`` (cell); see the module docstring for how they run."""
+
+    def __init__(
+        self,
+        shell: InteractiveShell,
+        *,
+        settings: Wool,
+        backend_factory: BackendFactory,
+    ) -> None:
+        super().__init__(shell=shell)
+        self.settings = settings
+        self._factory = backend_factory
+        self._backend: WoolBackend | None = None
+        self._line_parser = build_line_parser()
+        self._cell_parser = build_cell_parser()
+
+    @property
+    def backend(self) -> WoolBackend | None:
+        """The backend, once the first ``%wool start`` has made it."""
+        return self._backend
+
+    def close(self) -> None:
+        """Stop the mesh without a loop (extension unload, interpreter exit)."""
+        if self._backend is not None:
+            self._backend.close()
+
+    @line_magic(MAGIC_NAME)
+    def wool_line(self, line: str) -> None:
+        __tracebackhide__ = True
+        args = self._parse(self._line_parser, line)
+        if args is None:
+            return
+        if args.command in _WAITING_COMMANDS:
+            self._block_on(self._waiting_command(args), f"%{MAGIC_NAME} {args.command}")
+        else:
+            self._immediate_command(args)
+
+    @cell_magic(MAGIC_NAME)
+    def wool_cell(self, line: str, cell: str) -> object:
+        __tracebackhide__ = True
+        args = self._parse(self._cell_parser, line)
+        if args is None:
+            return None
+        return self._block_on(self._run_cell(args, line, cell), f"%%{MAGIC_NAME}")
+
+    async def wool_line_async(self, line: str) -> None:
+        """``%wool LINE`` for callers that can await (rewritten top-level lines)."""
+        __tracebackhide__ = True
+        args = self._parse(self._line_parser, line)
+        if args is None:
+            return
+        if args.command in _WAITING_COMMANDS:
+            await self._waiting_command(args)
+        else:
+            self._immediate_command(args)
+
+    async def wool_cell_async(self, line: str, cell: str) -> object:
+        """``%%wool LINE`` with body ``cell``; resolves to the cell's result."""
+        __tracebackhide__ = True
+        args = self._parse(self._cell_parser, line)
+        if args is None:
+            return None
+        return await self._run_cell(args, line, cell)
+
+    def _parse(self, parser: _Parser, line: str) -> argparse.Namespace | None:
+        try:
+            words = shlex.split(line)
+        except ValueError as error:
+            raise UsageError(f"{parser.prog}: cannot split arguments: {error}") from None
+        try:
+            return parser.parse_args(words)
+        except _HelpShown:
+            return None
+
+    def _block_on(self, work: Coroutine[Any, Any, _T], what: str) -> _T:
+        try:
+            asyncio.get_running_loop()
+        except RuntimeError:
+            return self.shell.loop_runner(work)
+        work.close()
+        raise UsageError(
+            f"{what} has to wait on the event loop that is running this cell, which a "
+            f"magic inside other code cannot do. Put {what} at the start of a line at the "
+            "top level of a cell (not inside a block or function) and run it again."
+        )
+
+    def _immediate_command(self, args: argparse.Namespace) -> None:
+        match args.command:
+            case None:
+                self._line_parser.print_help()
+            case "status":
+                _show(self._backend.status() if self._backend is not None else NOT_RUNNING)
+            case "widget":
+                self._show_widget(quiet=False)
+            case "connect":
+                print(CONNECT_UNAVAILABLE)
+            case other:
+                raise AssertionError(f"unhandled subcommand {other!r}")
+
+    async def _waiting_command(self, args: argparse.Namespace) -> None:
+        running = self._backend.describe() if self._backend is not None else None
+        match args.command:
+            case "start" if running is not None:
+                print(
+                    f"Wool is already running: {running}\n"
+                    f"Use %{MAGIC_NAME} restart to start it afresh, or "
+                    f"%{MAGIC_NAME} stop first to change its size or tags."
+                )
+            case "start":
+                workers = args.workers or self.settings.effective_workers()
+                tags = list(args.tags if args.tags is not None else self.settings.tags)
+                backend = self._ensure_backend()
+                _show(await _resolve(backend.start(workers, tags)))
+                if self.settings.show_widget:
+                    self._show_widget(quiet=True)
+            case "stop" | "restart" if running is None:
+                print(NOT_RUNNING)
+            case "stop":
+                assert self._backend is not None
+                _show(await _resolve(self._backend.stop()))
+            case "restart":
+                assert self._backend is not None
+                _show(await _resolve(self._backend.restart()))
+            case other:
+                raise AssertionError(f"unhandled subcommand {other!r}")
+
+    async def _run_cell(self, args: argparse.Namespace, line: str, cell: str) -> object:
+        __tracebackhide__ = True
+        backend = self._backend
+        if backend is None or backend.describe() is None:
+            raise UsageError(NOT_RUNNING)
+        filename = cache_cell_source(self.shell, line, cell)
+        program = compile_cell(cell, _NotebookNames(self.shell), filename=filename, first_line=2)
+        result = await _resolve(
+            backend.run_cell(
+                program,
+                all_peers=args.all,
+                tags=list(args.tags or ()),
+                timeout=args.timeout,
+            )
+        )
+        if args.output is not None:
+            self.shell.user_ns[args.output] = result
+        return result
+
+    def _ensure_backend(self) -> WoolBackend:
+        if self._backend is None:
+            self._backend = self._factory(self.shell, self.settings)
+        return self._backend
+
+    def _show_widget(self, *, quiet: bool) -> None:
+        widget = self._backend.widget() if self._backend is not None else None
+        if widget is not None:
+            display(widget)
+        elif not quiet:
+            print(NOT_RUNNING if self._backend is None else "There is no live widget to show.")
+
+
+WoolMagics.wool_line.__doc__ = build_line_parser().format_help()
+WoolMagics.wool_cell.__doc__ = build_cell_parser().format_help()
