@@ -99,11 +99,9 @@ class Routine(Generic[P, R]):
         return self._code
 
     def __call__(self, *args: P.args, **kwargs: P.kwargs) -> Any:
-        from wool.mesh.dispatch import call, stream
-
         if self.generator:
-            return stream(self, args, kwargs, self.timeout)
-        return call(self, args, kwargs, self.timeout)
+            return _dispatch.stream(self, args, kwargs, self.timeout)
+        return _dispatch.call(self, args, kwargs, self.timeout)
 
     def __get__(self, instance: object, owner: type | None = None) -> Any:
         if self.kind == "static":
@@ -139,6 +137,9 @@ class Routine(Generic[P, R]):
 
     def __repr__(self) -> str:
         return f"<wool.routine {self.__module__}.{self.__qualname__}>"
+
+
+from wool.mesh import dispatch as _dispatch  # noqa: E402  (dispatch imports this module)
 
 
 @overload

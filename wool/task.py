@@ -14,11 +14,21 @@ _current: ContextVar[RemoteTask | None] = ContextVar("wool_task", default=None)
 
 @dataclass(frozen=True, slots=True)
 class RemoteTask:
-    """The routine call a worker is running right now (None in the caller)."""
+    """The routine call a worker is running right now (None in the caller).
 
-    id: str
+    ``id`` is ``worker/stream/call``; ``parent`` is the id of the task that
+    dispatched it ("" when it came from outside the mesh).
+    """
+
+    worker: str
+    stream: int
+    call: int
     parent: str
     routine: str
+
+    @property
+    def id(self) -> str:
+        return f"{self.worker}/{self.stream}/{self.call}"
 
 
 def current_task() -> RemoteTask | None:

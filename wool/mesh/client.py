@@ -12,9 +12,19 @@ import threading
 import weakref
 from collections.abc import Iterable
 
-from wool.errors import NoWorkersAvailable, WorkerLost
+import grpc
+import grpc.aio
+
+from wool.errors import NoWorkersAvailable, ProtocolError, WorkerLost
 from wool.mesh.connection import Connection
-from wool.protocol.frames import PeerRecord, StatsRecord, decode_stats
+from wool.protocol import auth
+from wool.protocol.frames import (
+    STATS_METHOD,
+    STATS_REQUEST,
+    PeerRecord,
+    StatsRecord,
+    decode_stats,
+)
 from wool.stats import Counters
 
 CONNECT_TIMEOUT = 10.0
@@ -32,6 +42,9 @@ class MeshClient:
         self._live: tuple[PeerRecord, ...] = ()
         self._loops: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, dict[str, Connection]]
         self._loops = weakref.WeakKeyDictionary()
+        self._control: weakref.WeakKeyDictionary[
+            asyncio.AbstractEventLoop, dict[str, grpc.aio.Channel]
+        ] = weakref.WeakKeyDictionary()
         self._lock = threading.Lock()
         self._turn = 0
         self._peers_known = threading.Event()
@@ -76,32 +89,46 @@ class MeshClient:
     def _on_lost(self, conn: Connection, error: WorkerLost) -> None:
         self.mark_lost(conn.peer.id, str(error))
 
+    def pick(self) -> tuple[Connection | None, PeerRecord]:
+        """The least-loaded live peer (round robin among equals), with its open connection.
+
+        The connection is None when it still has to be opened (see open_to);
+        choosing happens once per dispatch so the round robin stays fair.
+        """
+        live = self._live
+        n = len(live)
+        if not n:
+            raise NoWorkersAvailable(self._why_none())
+        conns = self._connections()
+        self._turn = turn = (self._turn + 1) % n
+        best: Connection | None = None
+        best_peer = live[turn]
+        best_load = 1 << 62
+        for i in range(n):
+            peer = live[(turn + i) % n]
+            conn = conns.get(peer.id)
+            load = 0 if conn is None else conn.load
+            if load < best_load:
+                best, best_peer, best_load = conn, peer, load
+                if not load:
+                    break
+        return (best if best is not None and best.ready else None), best_peer
+
+    async def open_to(self, peer: PeerRecord) -> Connection:
+        """Open (or join the opening of) the connection to ``peer``; on failure try another."""
+        while True:
+            try:
+                return await self._open(self._connections(), peer)
+            except WorkerLost as exc:
+                self.mark_lost(peer.id, str(exc))
+            conn, peer = self.pick()
+            if conn is not None:
+                return conn
+
     async def connection(self) -> Connection:
         """An open connection to the live peer with the fewest calls in flight."""
-        conns = self._connections()
-        while True:
-            live = self._live
-            n = len(live)
-            if not n:
-                raise NoWorkersAvailable(self._why_none())
-            self._turn = turn = (self._turn + 1) % n
-            best: Connection | None = None
-            best_peer = live[turn]
-            best_load = 1 << 62
-            for i in range(n):
-                peer = live[(turn + i) % n]
-                conn = conns.get(peer.id)
-                load = 0 if conn is None else conn.load
-                if load < best_load:
-                    best, best_peer, best_load = conn, peer, load
-                    if not load:
-                        break
-            if best is not None and best.ready:
-                return best
-            try:
-                return await self._open(conns, best_peer)
-            except WorkerLost as exc:
-                self.mark_lost(best_peer.id, str(exc))
+        conn, peer = self.pick()
+        return conn if conn is not None else await self.open_to(peer)
 
     async def connection_matching(self, worker: str | None, tags: tuple[str, ...]) -> Connection:
         """A connection to the given worker, or to the least-loaded one carrying ``tags``."""
@@ -146,8 +173,14 @@ class MeshClient:
 
     async def close_loop(self) -> None:
         """Close this loop's connections (others close with their own loops)."""
-        conns = self._loops.pop(asyncio.get_running_loop(), {})
-        await asyncio.gather(*(c.close() for c in conns.values()), return_exceptions=True)
+        loop = asyncio.get_running_loop()
+        conns = self._loops.pop(loop, {})
+        channels = self._control.pop(loop, {})
+        await asyncio.gather(
+            *(c.close() for c in conns.values()),
+            *(ch.close(grace=None) for ch in channels.values()),
+            return_exceptions=True,
+        )
 
     def loops(self) -> list[asyncio.AbstractEventLoop]:
         return list(self._loops.keys())
@@ -155,13 +188,24 @@ class MeshClient:
     # -- statistics ---------------------------------------------------------------
 
     async def peer_stats(self, timeout: float) -> dict[str, StatsRecord]:
-        """Each live peer's own report, fetched over gRPC; unreachable peers are left out."""
+        """Each live peer's own report from its control address; unreachable peers are left out."""
+        loop = asyncio.get_running_loop()
+        channels = self._control.get(loop)
+        if channels is None:
+            channels = self._control[loop] = {}
 
         async def one(peer: PeerRecord) -> tuple[str, StatsRecord | None]:
+            channel = channels.get(peer.id)
+            if channel is None:
+                target = peer.control or peer.address
+                channel = channels[peer.id] = grpc.aio.insecure_channel(target)
+            method = channel.unary_unary(STATS_METHOD)
             try:
-                conn = await asyncio.wait_for(self.connection_to(peer), timeout)
-                return peer.id, decode_stats(await conn.stats(timeout))
-            except Exception:
+                reply = await method(
+                    STATS_REQUEST, metadata=auth.client_metadata(self.secret), timeout=timeout
+                )
+                return peer.id, decode_stats(reply)
+            except (grpc.RpcError, ProtocolError):
                 return peer.id, None
 
         results = await asyncio.gather(*(one(p) for p in self._live))

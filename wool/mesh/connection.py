@@ -20,8 +20,6 @@ from wool.protocol import auth
 from wool.protocol.frames import (
     CLOSE,
     DISPATCH_METHOD,
-    STATS_METHOD,
-    STATS_REQUEST,
     STDERR,
     YIELD,
     Cancel,
@@ -298,10 +296,3 @@ class Connection:
                 pass
         if self._channel is not None:
             await self._channel.close(grace=None)
-
-    async def stats(self, timeout: float) -> bytes:
-        """The worker's statistics message (protobuf bytes, never pickled)."""
-        assert self._channel is not None
-        metadata = auth.client_metadata(self._secret)
-        method = self._channel.unary_unary(STATS_METHOD)
-        return await method(STATS_REQUEST, metadata=metadata, timeout=timeout)

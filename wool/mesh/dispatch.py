@@ -66,7 +66,8 @@ def _sink() -> OutputSink | None:
 
 async def _connect(mesh: MeshClient, routine: Routine) -> Connection:
     if routine.worker is None and not routine.tags:
-        return await mesh.connection()
+        conn, peer = mesh.pick()
+        return conn if conn is not None else await mesh.open_to(peer)
     return await mesh.connection_matching(routine.worker, routine.tags)
 
 
@@ -123,14 +124,23 @@ async def call(routine: Routine, args: tuple, kwargs: dict, timeout: float | Non
     seconds = task.time_left(timeout)
     if seconds is not None and seconds <= 0:
         raise DispatchTimeout(f"{routine.__qualname__}() was called after its deadline passed")
-    conn = await _connect(mesh, routine)
+    if routine.worker is None and not routine.tags:
+        conn, peer = mesh.pick()
+        if conn is None:
+            conn = await mesh.open_to(peer)
+    else:
+        conn = await mesh.connection_matching(routine.worker, routine.tags)
     counters = mesh.dispatched
     call_id, waiter = conn.dispatch(routine, data, seconds, _parent(), _sink())
     counters.started += 1
     started = time.perf_counter_ns()
     try:
-        outcome = await _wait(waiter, seconds, conn, call_id, routine)
+        if seconds is None:
+            outcome = await waiter
+        else:
+            outcome = await _wait(waiter, seconds, conn, call_id, routine)
     except asyncio.CancelledError:
+        conn.cancel(call_id)
         counters.cancelled += 1
         raise
     except BaseException:

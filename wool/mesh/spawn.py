@@ -137,7 +137,9 @@ def _wait_lines(workers: list[LocalWorker], timeout: float, what: str) -> dict[s
 def wait_ready(workers: list[LocalWorker], timeout: float) -> None:
     for worker_id, report in _wait_lines(workers, timeout, "start").items():
         worker = next(w for w in workers if w.id == worker_id)
-        worker.record = PeerRecord(worker.id, report["address"], report["pid"], worker.tags)
+        worker.record = PeerRecord(
+            worker.id, report["address"], report["pid"], worker.tags, report["control"]
+        )
 
 
 def send_peers(
@@ -147,7 +149,14 @@ def send_peers(
     message = {
         "version": version,
         "peers": [
-            {"id": p.id, "address": p.address, "pid": p.pid, "tags": list(p.tags)} for p in peers
+            {
+                "id": p.id,
+                "address": p.address,
+                "pid": p.pid,
+                "tags": list(p.tags),
+                "control": p.control,
+            }
+            for p in peers
         ],
     }
     line = json.dumps(message) + "\n"

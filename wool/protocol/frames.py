@@ -181,12 +181,13 @@ class PeerRecord:
     address: str
     pid: int
     tags: tuple[str, ...] = ()
+    control: str = ""
 
 
 def encode_peers(peers: list[PeerRecord]) -> bytes:
     msg = _wire.PeerList()
     for p in peers:
-        msg.peers.add(id=p.id, address=p.address, pid=p.pid, tags=list(p.tags))
+        msg.peers.add(id=p.id, address=p.address, pid=p.pid, tags=list(p.tags), control=p.control)
     return msg.SerializeToString()
 
 
@@ -195,7 +196,7 @@ def decode_peers(data: bytes) -> list[PeerRecord]:
         msg = _wire.PeerList.FromString(data)
     except DecodeError as exc:
         raise ProtocolError(f"malformed peer list: {exc}") from None
-    return [PeerRecord(p.id, p.address, p.pid, tuple(p.tags)) for p in msg.peers]
+    return [PeerRecord(p.id, p.address, p.pid, tuple(p.tags), p.control) for p in msg.peers]
 
 
 @dataclass(frozen=True, slots=True)

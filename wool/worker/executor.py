@@ -1,9 +1,9 @@
 """Runs received routines on the worker's routine loop and reports their outcomes.
 
-The routine loop is not the loop that serves gRPC: user code that blocks it
-(a CPU-bound step, ``time.sleep``) does not stop the worker from taking in
-frames, cancellations or statistics requests. Frames arrive here in batches
-from the serving loop; outcomes go back through the session's outbox.
+The routine loop also serves the dispatch streams, so a frame reaches its
+routine without a thread hop; statistics are served from another thread
+(see service.py). Frames arrive in batches; outcomes leave through the
+session's outbox, one gRPC message per batch.
 """
 
 from __future__ import annotations
@@ -11,8 +11,6 @@ from __future__ import annotations
 import asyncio
 import threading
 import time
-from collections import deque
-from collections.abc import Callable
 from typing import Any
 
 from wool import codec, task
@@ -40,33 +38,20 @@ from wool.worker import output
 
 
 class Session:
-    """One caller's stream as the worker sees it.
+    """One caller's stream as the worker sees it; used on the routine loop only."""
 
-    ``emit`` may be called from the routine loop's thread; it wakes the
-    serving loop at most once per batch of frames.
-    """
-
-    def __init__(self, serve_loop: asyncio.AbstractEventLoop, number: int) -> None:
+    def __init__(self, number: int) -> None:
         self.number = number
-        self.outbox: deque[Frame] = deque()
+        self.outbox: list[Frame] = []
         self.wake = asyncio.Event()
         self.tasks: dict[int, asyncio.Task] = {}
         self.resumes: dict[int, asyncio.Queue[Resume]] = {}
-        self._serve_loop = serve_loop
-        self._scheduled = False
         self.closed = False
 
     def emit(self, frame: Frame) -> None:
-        if self.closed:
-            return
-        self.outbox.append(frame)
-        if not self._scheduled:
-            self._scheduled = True
-            self._serve_loop.call_soon_threadsafe(self._wake)
-
-    def _wake(self) -> None:
-        self._scheduled = False
-        self.wake.set()
+        if not self.closed:
+            self.outbox.append(frame)
+            self.wake.set()
 
 
 def _raise_frame(call: int, exc: BaseException) -> Outcome:
@@ -80,6 +65,7 @@ class Executor:
     def __init__(self, loop: asyncio.AbstractEventLoop, worker_id: str) -> None:
         self.loop = loop
         self.worker_id = worker_id
+        self._thread = threading.get_ident()
         self.executed = Counters()
         self.code_received = 0
         self._cache: dict[tuple[str, str], Routine] = {}
@@ -106,8 +92,11 @@ class Executor:
             running.cancel()
 
     def cancel_all(self) -> None:
+        """Cancel every task on the routine loop but the caller's (shutdown)."""
+        me = asyncio.current_task()
         for running in asyncio.all_tasks(self.loop):
-            running.cancel()
+            if running is not me:
+                running.cancel()
 
     def _resolve(self, session: Session, frame: Dispatch) -> Routine | None:
         if frame.digest:
@@ -144,7 +133,7 @@ class Executor:
             self.executed.failed += 1
             return
         identity = task.RemoteTask(
-            f"{self.worker_id}/{session.number}/{call}", frame.parent, frame.qualname
+            self.worker_id, session.number, call, frame.parent, frame.qualname
         )
         if frame.generator:
             session.resumes[call] = asyncio.Queue()
@@ -168,7 +157,7 @@ class Executor:
         started = time.perf_counter_ns()
         task.enter(identity, frame.timeout)
         if frame.capture_output:
-            output.capture(lambda stream, text: session.emit(Output(call, stream, text)))
+            output.capture(self._output_sink(session, call))
         try:
             if frame.timeout:
                 async with asyncio.timeout(frame.timeout) as scope:
@@ -193,7 +182,6 @@ class Executor:
             return
         finally:
             session.tasks.pop(call, None)
-            output.flush()
         counters.completed += 1
         counters.latency.add(time.perf_counter_ns() - started)
         session.emit(reply)
@@ -213,7 +201,7 @@ class Executor:
         started = time.perf_counter_ns()
         task.enter(identity, 0)
         if frame.capture_output:
-            output.capture(lambda stream, text: session.emit(Output(call, stream, text)))
+            output.capture(self._output_sink(session, call))
         queue = session.resumes[call]
         agen = routine.function(*args, **kwargs)
         step: Resume = Resume(call, 0)
@@ -250,7 +238,19 @@ class Executor:
             session.resumes.pop(call, None)
             if not finished:
                 await _quietly_close(agen)
-            output.flush()
+
+    def _output_sink(self, session: Session, call: int) -> output.Sink:
+        """Output of one call as frames; threads the routine started are handed over."""
+        loop, home = self.loop, self._thread
+
+        def sink(stream: int, text: str) -> None:
+            frame = Output(call, stream, text)
+            if threading.get_ident() == home:
+                session.emit(frame)
+            else:
+                loop.call_soon_threadsafe(session.emit, frame)
+
+        return sink
 
     @staticmethod
     async def _step(agen: Any, step: Resume, routine: Routine, seconds: float) -> Any:
@@ -280,22 +280,3 @@ async def _quietly_close(agen: Any) -> None:
         await agen.aclose()
     except BaseException:
         pass
-
-
-def start_routine_loop(name: str) -> tuple[asyncio.AbstractEventLoop, threading.Thread]:
-    """A loop on its own thread, for user code, apart from the gRPC serving loop."""
-    loop = asyncio.new_event_loop()
-    ready = threading.Event()
-
-    def run() -> None:
-        asyncio.set_event_loop(loop)
-        loop.call_soon(ready.set)
-        loop.run_forever()
-
-    thread = threading.Thread(target=run, name=name, daemon=True)
-    thread.start()
-    ready.wait(10)
-    return loop, thread
-
-
-OnStop = Callable[[], None]

@@ -56,7 +56,3 @@ def install() -> None:
 def capture(sink: Sink) -> None:
     """Route this context's output to ``sink`` (call inside the routine's task)."""
     _sink.set(sink)
-
-
-def flush() -> None:
-    """Nothing is buffered today; kept so callers mark where output must be complete."""

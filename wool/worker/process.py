@@ -2,8 +2,12 @@
 
 The secret and settings arrive as one JSON line on stdin (never on the
 command line, where other users could read them); the worker reports its
-address on the ``ready`` pipe, then takes peer-table updates as further
+addresses on the ``ready`` pipe, then takes peer-table updates as further
 stdin lines. End of stdin, SIGTERM, or the parent's death stop it.
+
+Two servers: the dispatch server runs on the main thread's loop, which is
+also where routines run; the control server (statistics, peer updates) is
+gRPC's threaded server, so it keeps answering while a routine blocks.
 """
 
 from __future__ import annotations
@@ -14,16 +18,18 @@ import json
 import os
 import signal
 import sys
+from concurrent import futures
 from typing import Any
 
+import grpc
 import grpc.aio
 
 from wool.mesh import context
 from wool.mesh.client import MeshClient
 from wool.protocol.frames import PeerRecord
 from wool.worker import lifeline, output
-from wool.worker.executor import Executor, start_routine_loop
-from wool.worker.service import SERVER_OPTIONS, WorkerService
+from wool.worker.executor import Executor
+from wool.worker.service import SERVER_OPTIONS, ControlService, DispatchService, Gate
 
 SHUTDOWN_GRACE = 0.3
 HARD_EXIT_AFTER = 5.0
@@ -39,21 +45,44 @@ def _parse(argv: list[str] | None) -> argparse.Namespace:
     return parser.parse_args(argv)
 
 
+def _start_control(host: str, handler: grpc.GenericRpcHandler) -> tuple[grpc.Server, str]:
+    server = grpc.server(
+        futures.ThreadPoolExecutor(max_workers=2, thread_name_prefix="wool-control"),
+        options=SERVER_OPTIONS,
+    )
+    port = server.add_insecure_port(f"{host}:0")
+    server.add_generic_rpc_handlers((handler,))
+    server.start()
+    return server, f"{host}:{port}"
+
+
+def _peers(message: dict) -> list[PeerRecord]:
+    return [
+        PeerRecord(p["id"], p["address"], p["pid"], tuple(p["tags"]), p.get("control", ""))
+        for p in message["peers"]
+    ]
+
+
 async def serve(args: argparse.Namespace, config: dict[str, Any], report: Any | None) -> None:
     """Serve until told to stop; ``report`` is the ready pipe (None for a durable worker)."""
-    secret = bytes.fromhex(config["secret"])
+    gate = Gate(bytes.fromhex(config["secret"]))
     loop = asyncio.get_running_loop()
-    routine_loop, _ = start_routine_loop("wool-routines")
-    mesh = MeshClient(secret)
+    mesh = MeshClient(gate.secret)
     context.set_default(mesh)
-    executor = Executor(routine_loop, args.id)
+    executor = Executor(loop, args.id)
 
     server = grpc.aio.server(options=SERVER_OPTIONS)
     port = server.add_insecure_port(f"{args.host}:{args.port}")
-    identity = PeerRecord(args.id, f"{args.host}:{port}", os.getpid(), tuple(args.tag))
-    service = WorkerService(identity, secret, executor, mesh)
-    server.add_generic_rpc_handlers((service.handler(),))
+    server.add_generic_rpc_handlers((DispatchService(gate, executor).handler(),))
     await server.start()
+    address = f"{args.host}:{port}"
+
+    identity = PeerRecord(args.id, address, os.getpid(), tuple(args.tag))
+    control = ControlService(gate, identity, executor, mesh)
+    control_server, control_address = _start_control(args.host, control.handler())
+    control.identity = identity = PeerRecord(
+        args.id, address, os.getpid(), tuple(args.tag), control_address
+    )
     output.install()
 
     stop = asyncio.Event()
@@ -62,21 +91,21 @@ async def serve(args: argparse.Namespace, config: dict[str, Any], report: Any | 
     def on_line(line: str) -> None:
         message = json.loads(line)
         if "peers" in message:
-            mesh.set_peers(PeerRecord(p["id"], p["address"], p["pid"], tuple(p["tags"]))
-                           for p in message["peers"])  # fmt: skip
+            mesh.set_peers(_peers(message))
             if report is not None:
                 report.write(json.dumps({"ack": message.get("version", 0)}) + "\n")
                 report.flush()
 
     if report is not None:
         lifeline.watch_control_pipe(on_line, lambda: loop.call_soon_threadsafe(stop.set))
-        report.write(json.dumps({"id": args.id, "address": identity.address, "pid": os.getpid()}))
-        report.write("\n")
+        ready = {"id": args.id, "address": address, "control": control_address}
+        report.write(json.dumps({**ready, "pid": os.getpid()}) + "\n")
         report.flush()
     await stop.wait()
 
     lifeline.exit_after(HARD_EXIT_AFTER)
-    routine_loop.call_soon_threadsafe(executor.cancel_all)
+    executor.cancel_all()
+    control_server.stop(0)
     await server.stop(grace=SHUTDOWN_GRACE)
 
 

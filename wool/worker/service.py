@@ -1,4 +1,9 @@
-"""The worker's gRPC service: the dispatch stream, statistics and peer updates.
+"""The worker's two gRPC services: the dispatch stream, and the control plane.
+
+The dispatch stream is served on the routine loop itself, so a frame goes
+from the socket to the routine without crossing threads. The control plane
+(statistics, peer updates) is served by a second, threaded server, so it
+answers while user code blocks the routine loop.
 
 Every call is authenticated from its metadata before a byte of its payload
 is read; a caller without the mesh secret gets UNAUTHENTICATED and nothing
@@ -46,61 +51,52 @@ SERVER_OPTIONS: Final = (
 _BATCH: Final = 4096
 
 
-def _record(c: Counters) -> CountersRecord:
-    h = c.latency
-    return CountersRecord(
-        c.started, c.completed, c.failed, c.cancelled, h.sparse(), h.total_ns, h.max_ns
-    )
+_REFUSED: Final = "wool: wrong or missing mesh credentials"
 
 
-class WorkerService:
-    """Serves one worker's peers on the serving loop; user code runs elsewhere."""
+class Gate:
+    """Checks the mesh secret on every call; counts the calls it turned away."""
 
-    def __init__(
-        self,
-        identity: PeerRecord,
-        secret: bytes,
-        executor: Executor,
-        mesh: MeshClient,
-    ) -> None:
-        self.identity = identity
-        self._secret = secret
-        self._executor = executor
-        self._mesh = mesh
-        self._usage = ProcessUsage()
-        self._sessions = itertools.count(1)
+    def __init__(self, secret: bytes) -> None:
+        self.secret = secret
         self.rejected = 0
+
+    async def admit(self, context: grpc.aio.ServicerContext) -> str:
+        """The caller's nonce; aborts the call with UNAUTHENTICATED otherwise."""
+        nonce = auth.verify_caller(context.invocation_metadata() or (), self.secret)
+        if nonce is None:
+            self.rejected += 1
+            await context.abort(grpc.StatusCode.UNAUTHENTICATED, _REFUSED)
+        assert nonce is not None
+        return nonce
+
+    def admit_sync(self, context: grpc.ServicerContext) -> None:
+        if auth.verify_caller(context.invocation_metadata() or (), self.secret) is None:
+            self.rejected += 1
+            context.abort(grpc.StatusCode.UNAUTHENTICATED, _REFUSED)
+
+
+class DispatchService:
+    """The long-lived dispatch streams; runs on the routine loop."""
+
+    def __init__(self, gate: Gate, executor: Executor) -> None:
+        self._gate = gate
+        self._executor = executor
+        self._sessions = itertools.count(1)
 
     def handler(self) -> grpc.GenericRpcHandler:
         return grpc.method_handlers_generic_handler(
-            SERVICE,
-            {
-                "Dispatch": grpc.stream_stream_rpc_method_handler(self.dispatch),
-                "Stats": grpc.unary_unary_rpc_method_handler(self.stats),
-                "SetPeers": grpc.unary_unary_rpc_method_handler(self.set_peers),
-            },
+            SERVICE, {"Dispatch": grpc.stream_stream_rpc_method_handler(self.dispatch)}
         )
-
-    async def _authenticate(self, context: grpc.aio.ServicerContext) -> str:
-        nonce = auth.verify_caller(context.invocation_metadata() or (), self._secret)
-        if nonce is None:
-            self.rejected += 1
-            await context.abort(
-                grpc.StatusCode.UNAUTHENTICATED, "wool: wrong or missing mesh credentials"
-            )
-        assert nonce is not None
-        return nonce
 
     async def dispatch(
         self, requests: AsyncIterator[bytes], context: grpc.aio.ServicerContext
     ) -> None:
-        nonce = await self._authenticate(context)
-        await context.send_initial_metadata(auth.worker_proof(self._secret, nonce))
-        serve_loop = asyncio.get_running_loop()
-        session = Session(serve_loop, next(self._sessions))
+        nonce = await self._gate.admit(context)
+        await context.send_initial_metadata(auth.worker_proof(self._gate.secret, nonce))
+        session = Session(next(self._sessions))
         executor = self._executor
-        routine_loop = executor.loop
-        writer = serve_loop.create_task(self._write(session, context))
+        writer = asyncio.get_running_loop().create_task(self._write(session, context))
         try:
             async for data in requests:
                 try:
@@ -108,9 +104,9 @@ class WorkerService:
                 except ProtocolError as exc:
                     await context.abort(grpc.StatusCode.INVALID_ARGUMENT, f"wool: {exc}")
                     return
-                routine_loop.call_soon_threadsafe(executor.receive, session, frames)
+                executor.receive(session, frames)
         finally:
-            routine_loop.call_soon_threadsafe(executor.drop, session)
+            executor.drop(session)
             writer.cancel()
 
     @staticmethod
@@ -120,35 +116,71 @@ class WorkerService:
             await wake.wait()
             wake.clear()
             while outbox:
-                frames = [outbox.popleft() for _ in range(min(len(outbox), _BATCH))]
+                frames = outbox[:_BATCH]
+                del outbox[:_BATCH]
                 await context.write(encode(frames))
 
-    async def stats(self, request: bytes, context: grpc.aio.ServicerContext) -> bytes:
-        await self._authenticate(context)
+
+def _record(c: Counters) -> CountersRecord:
+    h = c.latency
+    return CountersRecord(
+        c.started, c.completed, c.failed, c.cancelled, h.sparse(), h.total_ns, h.max_ns
+    )
+
+
+class ControlService:
+    """Statistics and peer-table updates, served by gRPC's threaded server.
+
+    Deliberately not asyncio: a second asyncio loop bound to gRPC in the
+    same process would share the dispatch loop's completion queue and add
+    a thread hop to every dispatch.
+    """
+
+    def __init__(
+        self, gate: Gate, identity: PeerRecord, executor: Executor, mesh: MeshClient
+    ) -> None:
+        self.identity = identity
+        self._gate = gate
+        self._executor = executor
+        self._mesh = mesh
+        self._usage = ProcessUsage()
+
+    def handler(self) -> grpc.GenericRpcHandler:
+        return grpc.method_handlers_generic_handler(
+            SERVICE,
+            {
+                "Stats": grpc.unary_unary_rpc_method_handler(self.stats),
+                "SetPeers": grpc.unary_unary_rpc_method_handler(self.set_peers),
+            },
+        )
+
+    def stats(self, request: bytes, context: grpc.ServicerContext) -> bytes:
+        self._gate.admit_sync(context)
         cpu, rss, uptime = self._usage.sample()
         me = self.identity
+        executor = self._executor
         return encode_stats(
             StatsRecord(
                 me.id,
                 me.address,
                 os.getpid(),
                 me.tags,
-                _record(self._executor.executed),
+                _record(executor.executed),
                 _record(self._mesh.dispatched),
                 cpu,
                 rss,
                 uptime,
-                self._executor.code_received,
-                self.rejected,
+                executor.code_received,
+                self._gate.rejected,
             )
         )
 
-    async def set_peers(self, request: bytes, context: grpc.aio.ServicerContext) -> bytes:
-        await self._authenticate(context)
+    def set_peers(self, request: bytes, context: grpc.ServicerContext) -> bytes:
+        self._gate.admit_sync(context)
         try:
             peers = decode_peers(request)
         except ProtocolError as exc:
-            await context.abort(grpc.StatusCode.INVALID_ARGUMENT, f"wool: {exc}")
+            context.abort(grpc.StatusCode.INVALID_ARGUMENT, f"wool: {exc}")
             raise
         self._mesh.set_peers(peers)
         return encode_peers(list(self._mesh.peers))
