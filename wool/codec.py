@@ -1,22 +1,24 @@
 """Encoding of values, calls, exceptions and routine code for the wire.
 
-Values use the C pickler; only when that fails, or when the pickle names
-``__main__`` (which a worker cannot import), do they fall back to dill,
-which ships such objects by value. Routine code that a worker cannot import
-is shipped by value once per peer and then named by its digest.
+Values use the C pickler; only when that fails, or when a value refers to
+code a worker cannot import (``__main__``, a notebook, a module made at run
+time), do they fall back to dill, which ships such objects by value.
+Routine code that a worker cannot import is shipped by value once per
+peer and then named by its digest.
 """
 
 from __future__ import annotations
 
 import hashlib
 import importlib
+import io
 import os
 import pickle
 import sys
 import threading
 import traceback
 from collections import OrderedDict
-from types import TracebackType
+from types import FunctionType, TracebackType
 from typing import TYPE_CHECKING, Any
 
 from wool.errors import RemoteError, SerializationError
@@ -40,24 +42,55 @@ def _dill_dumps(obj: object) -> bytes:
     return _dill().dumps(obj, protocol=_PROTOCOL, recurse=True)
 
 
+class _NeedsDill(Exception):
+    """A value refers to code a worker cannot import; dill must ship it by value."""
+
+
+_importable_modules: dict[str, bool] = {}
+
+
+def _module_importable(name: str) -> bool:
+    known = _importable_modules.get(name)
+    if known is None:
+        module = sys.modules.get(name)
+        known = name != "__main__" and getattr(module, "__spec__", None) is not None
+        _importable_modules[name] = known
+    return known
+
+
+class _Pickler(pickle.Pickler):
+    """The C pickler, which hands back to dill on the first object a worker could not import.
+
+    reducer_override only runs for objects that are not built-in containers
+    or atoms, so its cost follows the number of such objects, not payload size.
+    """
+
+    def reducer_override(self, obj: object) -> object:
+        kind = type(obj)
+        module = obj.__module__ if kind is type or kind is FunctionType else kind.__module__
+        if not _module_importable(module):  # type: ignore[arg-type]
+            raise _NeedsDill
+        return NotImplemented
+
+
 def encode_value(obj: object) -> bytes:
     """Bytes for ``obj``; ``b""`` stands for None. Raises SerializationError."""
     if obj is None:
         return b""
     if type(obj) in _PLAIN:
         return pickle.dumps(obj, _PROTOCOL)
+    buffer = io.BytesIO()
     try:
-        data = pickle.dumps(obj, _PROTOCOL)
+        _Pickler(buffer, _PROTOCOL).dump(obj)
+        return buffer.getvalue()
     except Exception:
-        data = b"__main__"
-    if b"__main__" in data:
-        try:
-            data = _dill_dumps(obj)
-        except Exception as exc:
-            raise SerializationError(
-                f"cannot serialize {type(obj).__qualname__} object: {type(exc).__name__}: {exc}"
-            ) from exc
-    return data
+        pass
+    try:
+        return _dill_dumps(obj)
+    except Exception as exc:
+        raise SerializationError(
+            f"cannot serialize {type(obj).__qualname__} object: {type(exc).__name__}: {exc}"
+        ) from exc
 
 
 def decode_value(data: bytes) -> Any:

@@ -46,6 +46,7 @@ class MeshClient:
             asyncio.AbstractEventLoop, dict[str, grpc.aio.Channel]
         ] = weakref.WeakKeyDictionary()
         self._lock = threading.Lock()
+        self._sync_channels: dict[str, grpc.Channel] = {}
         self._turn = 0
         self._peers_known = threading.Event()
 
@@ -170,6 +171,43 @@ class MeshClient:
             return "the mesh has no workers"
         reasons = "; ".join(sorted(set(self._lost.values())))
         return f"all {len(self._records)} workers of the mesh are lost ({reasons})"
+
+    def peer_stats_sync(self, timeout: float) -> dict[str, StatsRecord]:
+        """Like peer_stats, from any thread, over plain (not asyncio) gRPC channels.
+
+        A second asyncio loop using gRPC in this process would share the
+        dispatch loop's completion queue and slow every dispatch down.
+        """
+        with self._lock:
+            for peer in self._live:
+                if peer.id not in self._sync_channels:
+                    target = peer.control or peer.address
+                    self._sync_channels[peer.id] = grpc.insecure_channel(target)
+            calls = [
+                (
+                    peer.id,
+                    self._sync_channels[peer.id]
+                    .unary_unary(STATS_METHOD)
+                    .future(
+                        STATS_REQUEST, metadata=auth.client_metadata(self.secret), timeout=timeout
+                    ),
+                )
+                for peer in self._live
+            ]
+        records: dict[str, StatsRecord] = {}
+        for peer_id, call in calls:
+            try:
+                records[peer_id] = decode_stats(call.result())
+            except (grpc.RpcError, ProtocolError):
+                continue
+        return records
+
+    def close_sync(self) -> None:
+        """Close the plain channels peer_stats_sync opened."""
+        with self._lock:
+            channels, self._sync_channels = self._sync_channels, {}
+        for channel in channels.values():
+            channel.close()
 
     async def close_loop(self) -> None:
         """Close this loop's connections (others close with their own loops)."""

@@ -18,8 +18,8 @@ import weakref
 from collections.abc import Iterable
 from contextvars import Token
 from dataclasses import dataclass, replace
-from typing import Any
 
+from wool import tuning
 from wool.mesh import context, spawn
 from wool.mesh.client import MeshClient
 from wool.protocol import auth
@@ -48,30 +48,6 @@ def _counters(record: CountersRecord) -> tuple[DispatchCounters, Histogram]:
         ),
         hist,
     )
-
-
-class _ControlLoop:
-    """A private event loop on a daemon thread, for calls made from plain threads."""
-
-    def __init__(self) -> None:
-        self.loop = asyncio.new_event_loop()
-        self._thread = threading.Thread(
-            target=self.loop.run_forever, name="wool-control", daemon=True
-        )
-        self._thread.start()
-
-    def run(self, coro: Any, timeout: float) -> Any:
-        return asyncio.run_coroutine_threadsafe(coro, self.loop).result(timeout)
-
-    def close(self, mesh: MeshClient) -> None:
-        try:
-            self.run(mesh.close_loop(), 5.0)
-        except Exception:
-            pass
-        self.loop.call_soon_threadsafe(self.loop.stop)
-        self._thread.join(5.0)
-        if not self._thread.is_alive():
-            self.loop.close()
 
 
 class WorkerPool:
@@ -110,7 +86,6 @@ class WorkerPool:
         self._state = "new"
         self._owned = False
         self._default = False
-        self._control: _ControlLoop | None = None
         self._last: dict[str, PeerStatistics] = {}
         self._peers_version = 0
         self._lock = threading.Lock()
@@ -146,6 +121,7 @@ class WorkerPool:
         return self
 
     def _spawn(self) -> None:
+        tuning.tune_this_process()
         self._workers = spawn.spawn(self.size, self.tags, self._secret, self.host)
 
     def _await_ready(self) -> None:
@@ -168,9 +144,7 @@ class WorkerPool:
             self._state = "stopped"
         if self._default and context.get_default() is self._mesh:
             context.set_default(None)
-        if self._control is not None:
-            self._control.close(self._mesh)
-            self._control = None
+        self._mesh.close_sync()
         self._stop_processes()
         _running.discard(self)
 
@@ -253,11 +227,7 @@ class WorkerPool:
         """Like statistics(), callable from any thread, with or without an event loop."""
         if not self.running:
             return self._snapshot({})
-        with self._lock:
-            if self._control is None:
-                self._control = _ControlLoop()
-            control = self._control
-        return self._snapshot(control.run(self._mesh.peer_stats(timeout), timeout + 1.0))
+        return self._snapshot(self._mesh.peer_stats_sync(timeout))
 
     def _snapshot(self, records: dict[str, StatsRecord]) -> MeshStatistics:
         peers: list[PeerStatistics] = []

@@ -19,6 +19,7 @@ import uuid
 from dataclasses import dataclass, field
 from typing import IO
 
+from wool import tuning
 from wool.errors import WorkerStartError
 from wool.protocol.frames import PeerRecord
 
@@ -58,7 +59,7 @@ class LocalWorker:
 def spawn(count: int, tags: tuple[str, ...], secret: bytes, host: str) -> list[LocalWorker]:
     """Start ``count`` workers; returns at once (see wait_ready)."""
     workers: list[LocalWorker] = []
-    env = dict(os.environ)
+    env = tuning.worker_environment(dict(os.environ))
     env.setdefault("PYTHONUNBUFFERED", "1")
     sys_path = [os.path.abspath(p or os.curdir) for p in sys.path]
     try:
