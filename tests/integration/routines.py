@@ -177,3 +177,47 @@ class Greeter:
     @staticmethod
     async def shout(text: str) -> str:
         return text.upper()
+
+
+# -- the shape of the original wool demo: a routine that drives another's stream
+
+
+class StartOver(Exception):
+    """Thrown into `seek` to restart its search."""
+
+
+@wool.routine
+async def seek(alphabet: str):
+    """Binary search over `alphabet`, steered by "up"/"down" hints sent in."""
+    low, high = 0, len(alphabet) - 1
+    while True:
+        middle = (low + high) // 2
+        try:
+            hint = yield alphabet[middle]
+        except StartOver:
+            low, high = 0, len(alphabet) - 1
+            continue
+        if hint == "up":
+            low = middle + 1
+        elif hint == "down":
+            high = middle - 1
+        if low > high:
+            low, high = 0, len(alphabet) - 1
+
+
+@wool.routine
+async def find(target: str, alphabet: str, restart_after: int = 4):
+    """Runs on a worker and drives `seek` on a peer; yields each guess."""
+    guesses = seek(alphabet)
+    guess = await anext(guesses)
+    tries = 0
+    while True:
+        yield guess
+        if guess == target:
+            await guesses.aclose()
+            return
+        tries += 1
+        if tries == restart_after:
+            guess = await guesses.athrow(StartOver())
+        else:
+            guess = await guesses.asend("up" if guess < target else "down")
