@@ -114,3 +114,23 @@ async def test_blocking_routine_does_not_stop_stats_or_dispatch_intake() -> None
         queued = asyncio.create_task(routines.add(1, 1))
         assert await queued == 2
         assert await blocked == pool.workers[0].pid
+
+
+async def test_a_peer_that_never_answers_gives_a_typed_error_within_the_bound() -> None:
+    from wool.mesh.client import MeshClient
+    from wool.protocol.frames import PeerRecord
+
+    silent = socket.socket()
+    silent.bind(("127.0.0.1", 0))
+    silent.listen()
+    port = silent.getsockname()[1]
+    client = MeshClient(b"secret", connect_timeout=0.5)
+    client.set_peers([PeerRecord("mute", f"127.0.0.1:{port}", 0)])
+    started = time.monotonic()
+    try:
+        with pytest.raises(wool.NoWorkersAvailable, match="did not answer"):
+            await client.connection()
+    finally:
+        silent.close()
+        await client.close_loop()
+    assert time.monotonic() - started < 3
