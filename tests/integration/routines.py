@@ -221,3 +221,10 @@ async def find(target: str, alphabet: str, restart_after: int = 4):
             guess = await guesses.athrow(StartOver())
         else:
             guess = await guesses.asend("up" if guess < target else "down")
+
+
+@wool.routine
+async def exit_worker() -> None:
+    import sys
+
+    sys.exit(3)

@@ -134,3 +134,13 @@ async def test_a_peer_that_never_answers_gives_a_typed_error_within_the_bound() 
         silent.close()
         await client.close_loop()
     assert time.monotonic() - started < 3
+
+
+async def test_sys_exit_in_a_routine_reaches_the_caller_and_the_worker_lives_on(
+    pool: wool.WorkerPool,
+) -> None:
+    async with pool:
+        with pytest.raises(SystemExit):
+            await routines.exit_worker()
+        assert [w.state for w in pool.workers] == ["ready", "ready"]
+        assert await routines.add(1, 1) == 2

@@ -174,11 +174,9 @@ class Executor:
             counters.cancelled += 1
             session.emit(Outcome(call, CANCELLED))
             return
-        except BaseException as exc:
+        except BaseException as exc:  # SystemExit too: a routine must not end its worker
             counters.failed += 1
             session.emit(_raise_frame(call, exc))
-            if not isinstance(exc, Exception):
-                raise
             return
         finally:
             session.tasks.pop(call, None)
@@ -231,8 +229,6 @@ class Executor:
             finished = True
             counters.failed += 1
             session.emit(_raise_frame(call, exc))
-            if not isinstance(exc, Exception):
-                raise
         finally:
             session.tasks.pop(call, None)
             session.resumes.pop(call, None)
