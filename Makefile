@@ -23,6 +23,7 @@ test: setup          ## the whole test suite (browser tests skip without Chromiu
 lint: setup
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+	$(BIN)/mypy
 
 bench: setup         ## dispatch latency, throughput, payload, nested fan-out, cold start
 	$(BIN)/python benchmarks/bench_dispatch.py

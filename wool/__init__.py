@@ -1,5 +1,7 @@
 """Wool: run ordinary async Python across a peer-to-peer mesh of gRPC workers."""
 
+from typing import Any
+
 from wool.errors import (
     AuthenticationError,
     DispatchTimeout,
@@ -49,14 +51,14 @@ __all__ = [
 ]
 
 
-def load_ipython_extension(ipython: object) -> None:
+def load_ipython_extension(ipython: Any) -> None:
     """``%load_ext wool``: the magics and kernel-side mesh live in wool_jupyter."""
     from wool_jupyter.extension import load_ipython_extension as load
 
     load(ipython)
 
 
-def unload_ipython_extension(ipython: object) -> None:
+def unload_ipython_extension(ipython: Any) -> None:
     from wool_jupyter.extension import unload_ipython_extension as unload
 
     unload(ipython)

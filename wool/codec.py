@@ -65,10 +65,10 @@ class _Pickler(pickle.Pickler):
     or atoms, so its cost follows the number of such objects, not payload size.
     """
 
-    def reducer_override(self, obj: object) -> object:
+    def reducer_override(self, obj: object) -> Any:
         kind = type(obj)
         module = obj.__module__ if kind is type or kind is FunctionType else kind.__module__
-        if not _module_importable(module):  # type: ignore[arg-type]
+        if not _module_importable(module):
             raise _NeedsDill
         return NotImplemented
 

@@ -33,12 +33,14 @@ class Routine(Generic[P, R]):
     class and static methods.
     """
 
-    function: Callable[..., Any]
+    __qualname__: str
+    __name__: str
     generator: bool
     uid: str
     timeout: float | None
     worker: str | None = None
     tags: tuple[str, ...] = ()
+    _fn: Callable[..., Any] | None
 
     def __init__(self, fn: Callable[P, Any], *, timeout: float | None = None) -> None:
         kind = "function"
@@ -78,7 +80,7 @@ class Routine(Generic[P, R]):
         return self
 
     @property
-    def function(self) -> Callable[..., Any]:  # type: ignore[override]
+    def function(self) -> Callable[..., Any]:
         fn = self._fn
         if fn is None:
             assert self._code is not None
@@ -106,11 +108,12 @@ class Routine(Generic[P, R]):
     def __get__(self, instance: object, owner: type | None = None) -> Any:
         if self.kind == "static":
             return self
+        call: Callable[..., Any] = self
         if self.kind == "class":
-            return functools.partial(self, owner if owner is not None else type(instance))
+            return functools.partial(call, owner if owner is not None else type(instance))
         if instance is None:
             return self
-        return functools.partial(self, instance)
+        return functools.partial(call, instance)
 
     def options(
         self,

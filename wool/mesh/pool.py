@@ -22,6 +22,7 @@ from dataclasses import dataclass, replace
 from wool import tuning
 from wool.mesh import context, spawn
 from wool.mesh.client import MeshClient
+from wool.mesh.spawn import LocalWorker
 from wool.protocol import auth
 from wool.protocol.frames import CountersRecord, PeerRecord, StatsRecord
 from wool.stats import Counters, DispatchCounters, Histogram, MeshStatistics, PeerStatistics
@@ -81,7 +82,7 @@ class WorkerPool:
         self.start_timeout = start_timeout
         self._secret = secret or auth.new_secret()
         self._mesh = MeshClient(self._secret, connect_timeout=connect_timeout)
-        self._workers: list[spawn.LocalWorker] = []
+        self._workers: list[LocalWorker] = []
         self._tokens: list[Token | None] = []
         self._state = "new"
         self._owned = False

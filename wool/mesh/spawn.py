@@ -17,7 +17,7 @@ import sys
 import time
 import uuid
 from dataclasses import dataclass, field
-from typing import IO
+from typing import BinaryIO
 
 from wool import tuning
 from wool.errors import WorkerStartError
@@ -31,7 +31,7 @@ class LocalWorker:
     id: str
     tags: tuple[str, ...]
     process: subprocess.Popen
-    report: IO[str]
+    report: BinaryIO
     record: PeerRecord | None = None
     _buffer: str = field(default="", repr=False)
 

@@ -53,4 +53,4 @@ def verify_worker(
     nonce = dict(sent)[NONCE]
     values = {k: v for k, v in (metadata or ()) if isinstance(v, str)}
     proof = values.get(PROOF)
-    return bool(proof) and hmac.compare_digest(proof, _mac(secret, b"worker:", nonce))
+    return proof is not None and hmac.compare_digest(proof, _mac(secret, b"worker:", nonce))

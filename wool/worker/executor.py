@@ -72,14 +72,13 @@ class Executor:
 
     def receive(self, session: Session, frames: list[Frame]) -> None:
         for frame in frames:
-            kind = type(frame)
-            if kind is Dispatch:
+            if isinstance(frame, Dispatch):
                 self._start(session, frame)
-            elif kind is Resume:
+            elif isinstance(frame, Resume):
                 queue = session.resumes.get(frame.call)
                 if queue is not None:
                     queue.put_nowait(frame)
-            elif kind is Cancel:
+            elif isinstance(frame, Cancel):
                 session.resumes.pop(frame.call, None)
                 running = session.tasks.pop(frame.call, None)
                 if running is not None:

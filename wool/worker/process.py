@@ -97,7 +97,11 @@ async def serve(args: argparse.Namespace, config: dict[str, Any], report: Any | 
                 report.flush()
 
     if report is not None:
-        lifeline.watch_control_pipe(on_line, lambda: loop.call_soon_threadsafe(stop.set))
+
+        def on_eof() -> None:
+            loop.call_soon_threadsafe(stop.set)
+
+        lifeline.watch_control_pipe(on_line, on_eof)
         ready = {"id": args.id, "address": address, "control": control_address}
         report.write(json.dumps({**ready, "pid": os.getpid()}) + "\n")
         report.flush()
