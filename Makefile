@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: setup demo test lint bench clean
+.PHONY: setup demo demo-script test lint bench clean
 
 setup: $(STAMP)
 
@@ -14,7 +14,10 @@ $(STAMP): pyproject.toml
 	$(BIN)/pip install --quiet -e '.[dev,browser]'
 	touch $(STAMP)
 
-demo: setup          ## run the quickstart on a local mesh
+demo: setup          ## run the quickstart notebook headless on a local mesh, show its results
+	$(BIN)/python notebooks/run.py notebooks/quickstart.ipynb
+
+demo-script: setup   ## the same tour as a plain script
 	$(BIN)/python scripts/quickstart.py
 
 test: setup          ## the whole test suite (browser tests skip without Chromium, except in CI)

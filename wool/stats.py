@@ -166,8 +166,9 @@ class PeerStatistics:
     ``dispatched`` counts the nested calls this worker sent to its peers;
     ``code_received`` counts routines that arrived by value with their code,
     ``rejected`` calls refused for wrong credentials.
-    ``state`` is ``"starting"``, ``"ready"`` or ``"lost"``; a lost worker keeps
-    its last known figures.
+    ``state`` is ``"starting"``, ``"ready"``, ``"lost"`` (died or unreachable)
+    or ``"stopped"`` (its pool stopped it); a worker that is gone keeps its
+    last known figures.
     """
 
     id: str

@@ -228,3 +228,13 @@ async def exit_worker() -> None:
     import sys
 
     sys.exit(3)
+
+
+@wool.routine
+async def print_while_cancelled(marker: str) -> None:
+    try:
+        print("started")
+        pathlib.Path(marker).write_text("running")
+        await asyncio.sleep(30)
+    finally:
+        print("cleaning up")

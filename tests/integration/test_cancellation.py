@@ -85,3 +85,19 @@ async def test_generator_cancelled_mid_stream(
         with pytest.raises(asyncio.CancelledError):
             await task
         await until(marker.exists, 3, "the remote generator's finally")
+
+
+async def test_output_printed_while_unwinding_reaches_the_callers_handler(
+    pool: wool.WorkerPool, tmp_path: pathlib.Path
+) -> None:
+    marker = tmp_path / "running"
+    received: list[str] = []
+    async with pool:
+        with wool.output_handler(lambda stream, text: received.append(text)):
+            call = asyncio.create_task(routines.print_while_cancelled(str(marker)))
+        await until(marker.exists, 5, "the routine to start")
+        call.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await call
+        await until(lambda: "cleaning up\n" in "".join(received), 5, "the finally's print")
+    assert "".join(received) == "started\ncleaning up\n"

@@ -48,6 +48,7 @@ CHANNEL_OPTIONS: Final = (
     ("grpc.use_local_subchannel_pool", 1),
 )
 _BATCH: Final = 4096
+_UNWINDING_LIMIT: Final = 1024
 OutputSink = Callable[[int, str], None]
 
 
@@ -80,6 +81,7 @@ class Connection:
     ) -> None:
         self.peer = peer
         self.pending: dict[int, PendingCall] = {}
+        self._unwinding: dict[int, OutputSink] = {}
         self.known: set[bytes] = set()
         self.lost: WorkerLost | None = None
         self._secret = secret
@@ -198,8 +200,17 @@ class Connection:
         return waiter
 
     def cancel(self, call: int) -> None:
-        """Forget ``call`` here and ask the worker to cancel it (best effort)."""
-        if self.pending.pop(call, None) is not None and self.lost is None:
+        """Forget ``call`` here and ask the worker to cancel it (best effort).
+
+        Output the routine prints while it unwinds (its ``finally``) still
+        goes to the call's sink until the worker confirms the cancellation.
+        """
+        entry = self.pending.pop(call, None)
+        if entry is not None and self.lost is None:
+            if entry.sink is not None:
+                if len(self._unwinding) >= _UNWINDING_LIMIT:
+                    self._unwinding.pop(next(iter(self._unwinding)))
+                self._unwinding[call] = entry.sink
             self._send(Cancel(call))
 
     def close_stream(self, call: int) -> asyncio.Future[Outcome] | None:
@@ -239,6 +250,8 @@ class Connection:
                     if type(frame) is Outcome:
                         entry = pending.get(frame.call)
                         if entry is None:
+                            if self._unwinding:
+                                self._unwinding.pop(frame.call, None)
                             continue
                         if frame.kind != YIELD:
                             del pending[frame.call]
@@ -246,9 +259,10 @@ class Connection:
                             entry.waiter.set_result(frame)
                     elif type(frame) is Output:
                         entry = pending.get(frame.call)
-                        (entry.sink if entry and entry.sink else _print_output)(
-                            frame.stream, frame.text
-                        )
+                        sink = entry.sink if entry is not None else None
+                        if sink is None:
+                            sink = self._unwinding.get(frame.call, _print_output)
+                        sink(frame.stream, frame.text)
                     elif type(frame) is NeedCode:
                         self._resend_with_code(frame)
         except asyncio.CancelledError:

@@ -238,12 +238,18 @@ class Executor:
         """Output of one call as frames; threads the routine started are handed over."""
         loop, home = self.loop, self._thread
 
-        def sink(stream: int, text: str) -> None:
-            frame = Output(call, stream, text)
-            if threading.get_ident() == home:
-                session.emit(frame)
+        def emit(stream: int, text: str) -> None:
+            last = session.outbox[-1] if session.outbox else None
+            if type(last) is Output and last.call == call and last.stream == stream:
+                last.text += text  # print() writes text and newline apart
             else:
-                loop.call_soon_threadsafe(session.emit, frame)
+                session.emit(Output(call, stream, text))
+
+        def sink(stream: int, text: str) -> None:
+            if threading.get_ident() == home:
+                emit(stream, text)
+            else:
+                loop.call_soon_threadsafe(emit, stream, text)
 
         return sink
 
