@@ -5,9 +5,12 @@ floor) and ``ProcessPoolExecutor(2)`` through ``loop.run_in_executor`` (the pool
 Each round runs every target in turn (the order rotates from round to round so drift
 hits all of them), each in a fresh set of processes: cold start, warm-up, no-op latency,
 concurrent no-op throughput, 1 MiB round trip and, for Wool, nested ``fib`` tasks. The
-table shows the median over rounds and Wool's ratio to the floors.
+table shows the median over rounds and Wool's ratio to the floors. ``--kernel`` adds the
+no-op's latency from a Jupyter kernel cell, with and without the live widget, against
+the same loop run from this script (``kernel_latency.py``).
 
     python benchmarks/bench_dispatch.py                 # everything, 3 rounds
+    python benchmarks/bench_dispatch.py --only wool --kernel
     python benchmarks/bench_dispatch.py --only floors   # floors only
     python benchmarks/bench_dispatch.py --quick --json /tmp/bench.json
 
@@ -347,6 +350,26 @@ async def run(args: argparse.Namespace, config: Config) -> dict[str, Any]:
     return {"rounds": rounds, "errors": errors}
 
 
+def run_kernel(config: Config, errors: dict[str, str]) -> dict[str, Any] | None:
+    """The kernel rounds (see ``kernel_latency.py``); a failure is recorded in ``errors``."""
+    from kernel_latency import measure as measure_kernel
+    from procs import reap_descendants
+
+    try:
+        return measure_kernel(
+            config.rounds, config.warmup, config.latency_calls, config.session_timeout
+        )
+    except Exception as exc:
+        errors["kernel"] = f"{type(exc).__name__}: {exc}"
+        print(f"\nkernel: FAILED ({errors['kernel']})", flush=True)
+        traceback.print_exc()
+        return None
+    finally:
+        leftovers = reap_descendants()
+        if leftovers:
+            print(f"  stopped leftover processes {leftovers}", flush=True)
+
+
 def _wool_failure_message(exc: BaseException) -> str:
     """A clear note for a Wool failure; the floors are still reported."""
     where = "import" if isinstance(exc, ImportError | AttributeError) else "run"
@@ -494,7 +517,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument(
         "--kernel",
         action="store_true",
-        help="also time the no-op from a Jupyter kernel cell (not implemented yet: skipped)",
+        help=(
+            "also time the no-op from a Jupyter kernel cell against this script, with and "
+            "without the live widget (see kernel_latency.py)"
+        ),
     )
     parser.add_argument(
         "--session-timeout",
@@ -532,18 +558,13 @@ def main(argv: list[str] | None = None) -> int:
         + (" (quick)" if args.quick else ""),
         flush=True,
     )
-    kernel_note = None
-    if args.kernel:
-        kernel_note = (
-            "not implemented yet: will time the same no-op from a Jupyter kernel cell "
-            "through jupyter_client"
-        )
-        print(f"kernel: skipped ({kernel_note})", flush=True)
-
     started = time.time()
+    kernel: dict[str, Any] | None = None
     try:
         with Watchdog(deadline):
             outcome = asyncio.run(run(args, config))
+            if args.kernel:
+                kernel = run_kernel(config, outcome["errors"])
     finally:
         leftovers = reap_descendants()
         if leftovers:
@@ -563,6 +584,10 @@ def main(argv: list[str] | None = None) -> int:
         print(f"gRPC floor cold start: echo server printed READY after {ready:.3f} s (median).")
     if config.rounds > 1:
         print(render_spread(summary))
+    if kernel is not None:
+        from kernel_latency import render as render_kernel
+
+        print(render_kernel(kernel))
     for name, error in outcome["errors"].items():
         print(f"{name}: not measured: {error}")
 
@@ -585,14 +610,14 @@ def main(argv: list[str] | None = None) -> int:
             "spread": summary["spread"],
             "checks": checks,
             "errors": outcome["errors"],
-            "kernel": {"skipped": kernel_note} if args.kernel else None,
+            "kernel": kernel,
         }
         args.json.parent.mkdir(parents=True, exist_ok=True)
         args.json.write_text(json.dumps(report, indent=2) + "\n")
         print(f"wrote {args.json}")
-    if any(name != "wool" for name in outcome["errors"]):
+    if any(name not in ("wool", "kernel") for name in outcome["errors"]):
         return 1
-    return 2 if "wool" in outcome["errors"] else 0
+    return 2 if {"wool", "kernel"} & outcome["errors"].keys() else 0
 
 
 if __name__ == "__main__":

@@ -77,11 +77,12 @@ class WoolBackend(Protocol):
 
         With ``all_peers`` false, run it once on one peer and resolve to its
         return value; with ``all_peers`` true, run it once on every matching
-        peer and resolve to a ``dict`` keyed by peer. Only peers carrying every
-        tag in ``tags`` are eligible. ``timeout`` bounds the whole run in
-        seconds (``None``: no bound). Remote stdout/stderr belongs in the
-        calling cell's output while the awaitable is pending. Cancelling the
-        awaitable (a kernel interrupt does that) must cancel the remote work.
+        peer and resolve to a ``dict`` keyed by peer (``KernelMesh`` uses the
+        worker id). Only peers carrying every tag in ``tags`` are eligible.
+        ``timeout`` bounds the whole run in seconds (``None``: no bound).
+        Remote stdout/stderr belongs in the calling cell's output while the
+        awaitable is pending. Cancelling the awaitable (a kernel interrupt
+        does that) must cancel the remote work.
         """
         ...
 

@@ -20,11 +20,12 @@ import ast
 import builtins
 import textwrap
 import warnings
-from collections.abc import Callable, Coroutine, Mapping
-from dataclasses import dataclass
+from collections.abc import Callable, Coroutine, Mapping, Sequence
+from dataclasses import dataclass, field
 from typing import Any
 
 from wool_jupyter._scopes import analyze_cell
+from wool_jupyter.imports import ImportMemory, top_level_imports
 
 __all__ = ["CELL_FUNCTION_NAME", "CellProgram", "check_cell", "compile_cell"]
 
@@ -55,6 +56,10 @@ class CellProgram:
     """Filename the code objects carry."""
     source: str = ""
     """The cell text as given to :func:`compile_cell`."""
+    replayed: tuple[str, ...] = ()
+    """Names bound by imports of earlier cells that the function runs first."""
+    imports: dict[str, list[ast.stmt]] = field(default_factory=dict)
+    """This cell's own top-level imports (see :func:`~wool_jupyter.imports.top_level_imports`)."""
 
 
 def compile_cell(
@@ -63,6 +68,7 @@ def compile_cell(
     *,
     filename: str = "<wool-cell>",
     first_line: int = 1,
+    imports: ImportMemory | None = None,
 ) -> CellProgram:
     """Compile a cell body against the notebook ``namespace``.
 
@@ -73,6 +79,11 @@ def compile_cell(
     Values are read from ``namespace`` once, now. A name from ``namespace``
     that shadows a builtin is passed like any other; a name whose value *is*
     the builtin of that name is not passed.
+
+    A name nothing defines that an earlier cell imported (per ``imports``)
+    is bound by running that import first, placed on the line before
+    ``first_line`` (the ``%%wool`` line). ``imports`` is only read; record the
+    returned program's :attr:`~CellProgram.imports` in it to extend it.
 
     Raises ``SyntaxError`` (with ``filename`` and cell line numbers) when the
     cell does not parse, when it would not compile as a notebook cell, or when
@@ -94,13 +105,22 @@ def compile_cell(
         elif name not in visible and name not in use.bound:
             missing.append(name)
 
-    function = _build_function(module, list(arguments), filename, first_line)
+    prelude: list[ast.stmt] = []
+    replayed: list[str] = []
+    if imports is not None and missing:
+        replayed = [name for name in missing if name in imports]
+        prelude = imports.replay(replayed, max(1, first_line - 1))
+        missing = [name for name in missing if name not in replayed]
+
+    function = _build_function(module, list(arguments), filename, first_line, prelude)
     return CellProgram(
         function=function,
         arguments=arguments,
         missing=tuple(missing),
         filename=filename,
         source=source,
+        replayed=tuple(replayed),
+        imports=top_level_imports(module),
     )
 
 
@@ -197,13 +217,18 @@ def _check_compiles_as_cell(module: ast.Module, filename: str) -> None:
 
 
 def _build_function(
-    module: ast.Module, parameters: list[str], filename: str, first_line: int
+    module: ast.Module,
+    parameters: list[str],
+    filename: str,
+    first_line: int,
+    prelude: Sequence[ast.stmt] = (),
 ) -> Callable[..., Coroutine[Any, Any, object]]:
     body = list(module.body)
     futures = [node for node in body if _is_future_import(node)]
     body = [node for node in body if not _is_future_import(node)]
     if body and isinstance(body[-1], ast.Expr):
         body[-1] = ast.copy_location(ast.Return(value=body[-1].value), body[-1])
+    body = [*prelude, *body]
 
     signature = f"*, {', '.join(parameters)}" if parameters else ""
     template = ast.parse(f"async def {CELL_FUNCTION_NAME}({signature}):\n    pass\n")

@@ -53,8 +53,9 @@ class Wool(Configurable):
         200,
         min=0,
         help=(
-            "Most lines per second of remote stdout/stderr shown for one cell; "
-            "lines beyond the limit are counted and summarised. 0 means no limit."
+            "Most lines per second of remote stdout/stderr shown for one cell (a burst "
+            "of five seconds' worth shows in full); lines beyond the limit are counted "
+            "and summarised. 0 means no limit."
         ),
     ).tag(config=True)
 

@@ -1,8 +1,10 @@
 """Install and remove the Jupyter integration on an IPython shell.
 
 Loading registers the ``%wool``/``%%wool`` magics, the input transformers that
-let them await on the kernel's loop (see :mod:`wool_jupyter.transform`) and a
-``Wool`` settings object known to ``%config``. Loading again on the same shell
+let them await on the kernel's loop (see :mod:`wool_jupyter.transform`), a
+``Wool`` settings object known to ``%config``, the per-cell interrupt handling
+that cancels awaiting cells (see :mod:`wool_jupyter.interrupts`) and a display
+of ``wool.WorkerPool`` objects as their status. Loading again on the same shell
 changes nothing. Unloading removes exactly what loading added and stops any
 mesh the magics started. The mesh backend is only created on the first
 ``%wool start``, so loading stays cheap.
@@ -16,7 +18,9 @@ from IPython.core.interactiveshell import InteractiveShell
 
 from wool_jupyter.backend import BackendFactory, WoolBackend
 from wool_jupyter.config import Wool
+from wool_jupyter.interrupts import CellInterrupts
 from wool_jupyter.magics import WoolMagics
+from wool_jupyter.status import register_pool_display, unregister_pool_display
 from wool_jupyter.transform import (
     MAGIC_NAME,
     CellMagicAwait,
@@ -33,7 +37,7 @@ __all__ = [
 
 def default_backend_factory(shell: InteractiveShell, settings: Wool) -> WoolBackend:
     """Make the in-kernel mesh (``wool_jupyter.mesh.KernelMesh``)."""
-    from wool_jupyter.mesh import KernelMesh  # type: ignore[import-not-found]
+    from wool_jupyter.mesh import KernelMesh
 
     return KernelMesh(shell, settings)
 
@@ -44,6 +48,7 @@ class _Installed:
     magics: WoolMagics
     cell_transformer: CellMagicAwait
     line_transformer: type[LineMagicAwait]
+    interrupts: CellInterrupts
 
 
 _installed: "weakref.WeakKeyDictionary[InteractiveShell, _Installed]" = weakref.WeakKeyDictionary()
@@ -67,11 +72,14 @@ def load_ipython_extension(
         magics=magics,
         cell_transformer=CellMagicAwait(ip),
         line_transformer=line_magic_transformer(ip),
+        interrupts=CellInterrupts(ip),
     )
     ip.register_magics(magics)
     ip.configurables.append(settings)
     ip.input_transformers_cleanup.append(installed.cell_transformer)
     ip.input_transformer_manager.token_transformers.insert(0, installed.line_transformer)
+    installed.interrupts.install()
+    register_pool_display(ip)
     atexit.register(magics.close)
     _installed[ip] = installed
 
@@ -96,6 +104,8 @@ def unload_ipython_extension(ip: InteractiveShell) -> None:
     if manager.registry.get(name) is installed.magics:
         del manager.registry[name]
     atexit.unregister(installed.magics.close)
+    installed.interrupts.uninstall()
+    unregister_pool_display(ip)
     installed.magics.close()
 
 

@@ -33,6 +33,7 @@ from IPython.display import display
 from wool_jupyter.backend import BackendFactory, WoolBackend
 from wool_jupyter.cells import compile_cell
 from wool_jupyter.config import Wool
+from wool_jupyter.imports import ImportMemory
 from wool_jupyter.transform import MAGIC_NAME, cache_cell_source
 
 __all__ = ["WoolMagics"]
@@ -162,13 +163,17 @@ def build_cell_parser() -> _Parser:
         description=(
             "Run this cell on the mesh. Top-level await works; the value of the last "
             "expression is the cell's result. Names the cell reads from the notebook are "
-            "sent with it."
+            "sent with it, and modules imported by earlier %%wool cells are imported "
+            "again where it runs. Interrupting the kernel cancels it on the workers."
         ),
     )
     parser.add_argument(
         "--all",
         action="store_true",
-        help="run once on every peer; the result is a dict keyed by peer",
+        help=(
+            "run once on every peer; the result is a dict keyed by worker id, and each "
+            "printed line is prefixed with [id]"
+        ),
     )
     _add_tag_option(parser, "use only peers tagged TAG (repeatable)")
     parser.add_argument(
@@ -241,6 +246,8 @@ class WoolMagics(Magics):
         self._backend: WoolBackend | None = None
         self._line_parser = build_line_parser()
         self._cell_parser = build_cell_parser()
+        self.imports = ImportMemory()
+        """Top-level imports of the ``%%wool`` cells run so far (:mod:`wool_jupyter.imports`)."""
 
     @property
     def backend(self) -> WoolBackend | None:
@@ -358,7 +365,14 @@ class WoolMagics(Magics):
         if backend is None or backend.describe() is None:
             raise UsageError(NOT_RUNNING)
         filename = cache_cell_source(self.shell, line, cell)
-        program = compile_cell(cell, _NotebookNames(self.shell), filename=filename, first_line=2)
+        program = compile_cell(
+            cell,
+            _NotebookNames(self.shell),
+            filename=filename,
+            first_line=2,
+            imports=self.imports,
+        )
+        self.imports.remember(program.imports)
         result = await _resolve(
             backend.run_cell(
                 program,

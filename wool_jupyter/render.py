@@ -8,7 +8,7 @@ The HTML carries machine-readable hooks that stay stable across styling
 changes: the root element has ``class="wool-mesh"`` and ``data-peers``,
 ``data-ready``, ``data-lost``, ``data-dispatched``, ``data-completed``,
 ``data-failed``, ``data-cancelled``, ``data-inflight`` and ``data-status``;
-each peer row has ``class="wool-peer"``, ``data-address`` and ``data-state``.
+each peer row has ``class="wool-peer"``, ``data-id``, ``data-address`` and ``data-state``.
 """
 
 from __future__ import annotations
@@ -269,6 +269,7 @@ def _sparkline(history: History | None, width: int = 320, height: int = 48) -> s
 
 
 _COLUMNS = (
+    ("id", "left"),
     ("address", "left"),
     ("pid", "right"),
     ("tags", "left"),
@@ -287,6 +288,7 @@ def _peer_row(peer: PeerStatistics) -> str:
     executed = peer.executed
     lost = peer.state == "lost"
     cells = (
+        html.escape(peer.id),
         html.escape(peer.address),
         str(peer.pid),
         html.escape(", ".join(peer.tags)) or _DASH,
@@ -308,7 +310,8 @@ def _peer_row(peer: PeerStatistics) -> str:
     )
     title = html.escape(f"{peer.id} · up {_duration(peer.uptime_s)}", quote=True)
     return (
-        f'<tr class="wool-peer" data-address="{html.escape(peer.address, quote=True)}" '
+        f'<tr class="wool-peer" data-id="{html.escape(peer.id, quote=True)}" '
+        f'data-address="{html.escape(peer.address, quote=True)}" '
         f'data-state="{html.escape(peer.state, quote=True)}" title="{title}" '
         f'style="{row_style}">{tds}</tr>'
     )
@@ -453,6 +456,7 @@ def render_text(
             e = p.executed
             rows.append(
                 [
+                    p.id,
                     p.address,
                     str(p.pid),
                     ",".join(p.tags) or _DASH,

@@ -75,6 +75,50 @@ def run_all_cells(page: Page, timeout: float = 60.0) -> None:
     page.wait_for_function(_CELLS_DONE_JS, arg=expected, timeout=timeout * 1000, polling=100)
 
 
+# The input prompts of the visible notebook's code cells ("[ ]:", "[*]:", "[3]:").
+_PROMPTS_JS = """() => {
+  const panel = document.querySelector('.jp-NotebookPanel:not(.lm-mod-hidden)');
+  if (!panel) return [];
+  return [...panel.querySelectorAll('.jp-CodeCell .jp-InputArea-prompt')]
+    .map(p => p.textContent.trim());
+}"""
+
+# True once code cell number `index` of the visible notebook has run ("[N]:").
+_CELL_DONE_JS = """(index) => {
+  const panel = document.querySelector('.jp-NotebookPanel:not(.lm-mod-hidden)');
+  const cell = panel && panel.querySelectorAll('.jp-CodeCell')[index];
+  const prompt = cell && cell.querySelector('.jp-InputArea-prompt');
+  return Boolean(prompt) && /^\\[\\d+\\]:$/.test(prompt.textContent.trim());
+}"""
+
+
+def cell_prompts(page: Page) -> list[str]:
+    """The input prompt of every code cell of the visible notebook, in order."""
+    return list(page.evaluate(_PROMPTS_JS))
+
+
+def run_cell(page: Page, index: int) -> None:
+    """Select code cell ``index`` (0-based) by its prompt and run it with Ctrl+Enter.
+
+    Returns once the keystroke is sent; the cell may still be queued or running.
+    """
+    cell = page.locator(".jp-NotebookPanel:not(.lm-mod-hidden) .jp-CodeCell").nth(index)
+    cell.locator(".jp-InputArea-prompt").click()
+    page.keyboard.press("Control+Enter")
+
+
+def wait_cell_done(page: Page, index: int, timeout: float = 60.0) -> None:
+    """Wait until code cell ``index`` shows an execution count (it has finished)."""
+    page.wait_for_function(_CELL_DONE_JS, arg=index, timeout=timeout * 1000, polling=100)
+
+
+def cell_output_text(page: Page, index: int) -> str:
+    """The text of code cell ``index``'s output area ("" when it has none)."""
+    cell = page.locator(".jp-NotebookPanel:not(.lm-mod-hidden) .jp-CodeCell").nth(index)
+    area = cell.locator(".jp-OutputArea")
+    return area.inner_text() if area.count() else ""
+
+
 def wait_for_text(
     page: Page,
     selector: str,

@@ -153,3 +153,19 @@ async def test_remote_output_is_forwarded_in_order_while_the_call_runs(
         received.clear()
         assert await routines.chatty(3) == 3, "outside the block output stays on the worker"
     assert received == []
+
+
+async def test_a_raising_output_handler_does_not_break_the_call(
+    pool: wool.WorkerPool, caplog: pytest.LogCaptureFixture
+) -> None:
+    def broken(stream: str, text: str) -> None:
+        raise RuntimeError("handler bug")
+
+    async with pool:
+        previous = wool.set_output_handler(broken)
+        try:
+            assert await routines.chatty(2) == 2
+        finally:
+            assert wool.set_output_handler(previous) is broken
+        assert await routines.add(1, 2) == 3
+    assert "output handler raised" in caplog.text

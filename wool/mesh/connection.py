@@ -8,6 +8,7 @@ stream fails every call still waiting on it with ``WorkerLost`` at once.
 from __future__ import annotations
 
 import asyncio
+import logging
 import sys
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Final
@@ -47,6 +48,7 @@ CHANNEL_OPTIONS: Final = (
     ("grpc.enable_retries", 0),
     ("grpc.use_local_subchannel_pool", 1),
 )
+_log = logging.getLogger("wool")
 _BATCH: Final = 4096
 _UNWINDING_LIMIT: Final = 1024
 OutputSink = Callable[[int, str], None]
@@ -262,7 +264,10 @@ class Connection:
                         sink = entry.sink if entry is not None else None
                         if sink is None:
                             sink = self._unwinding.get(frame.call, _print_output)
-                        sink(frame.stream, frame.text)
+                        try:
+                            sink(frame.stream, frame.text)
+                        except Exception:
+                            _log.exception("wool: the output handler raised; output dropped")
                     elif type(frame) is NeedCode:
                         self._resend_with_code(frame)
         except asyncio.CancelledError:

@@ -34,16 +34,19 @@ _scoped_output: ContextVar[OutputHandler | None] = ContextVar("wool_output", def
 _default_output: OutputHandler | None = None
 
 
-def set_output_handler(handler: OutputHandler | None) -> None:
+def set_output_handler(handler: OutputHandler | None) -> OutputHandler | None:
     """Forward what routines print to ``handler(stream, text)`` in this process.
 
     ``stream`` is ``"stdout"`` or ``"stderr"``. The handler runs on the
     caller's event loop, in the context of the call that produced the
-    output, in order, while the call runs. ``None`` (the default) leaves
-    output on the workers' own stdout and stderr.
+    output, in order, while the call runs; an exception it raises is
+    logged, not propagated. ``None`` (the default) leaves output on the
+    workers' own stdout and stderr. Returns the handler it replaces, so a
+    caller can put it back.
     """
     global _default_output
-    _default_output = handler
+    previous, _default_output = _default_output, handler
+    return previous
 
 
 @contextlib.contextmanager
@@ -78,6 +81,7 @@ def _parent() -> str:
 
 def _settle(conn: Connection, routine: Routine, outcome: Outcome) -> None:
     """Raise what a non-value outcome means for the caller."""
+    __tracebackhide__ = True  # IPython: show the user's frames, not ours
     kind = outcome.kind
     if kind == RAISE:
         raise codec.decode_exception(
@@ -99,6 +103,7 @@ async def _wait(
     call: int,
     routine: Routine,
 ) -> Outcome:
+    __tracebackhide__ = True
     try:
         if seconds is None:
             return await waiter
@@ -119,6 +124,7 @@ async def _wait(
 
 async def call(routine: Routine, args: tuple, kwargs: dict, timeout: float | None) -> Any:
     """Run ``routine(*args, **kwargs)`` on a peer and return its result."""
+    __tracebackhide__ = True
     mesh = context.current(routine.__qualname__)
     data = codec.encode_call(routine.__qualname__, args, kwargs)
     seconds = task.time_left(timeout)
@@ -159,6 +165,7 @@ async def stream(
     routine: Routine, args: tuple, kwargs: dict, timeout: float | None
 ) -> AsyncGenerator[Any, Any]:
     """Drive a remote async generator one step per request, as if it were local."""
+    __tracebackhide__ = True
     mesh = context.current(routine.__qualname__)
     data = codec.encode_call(routine.__qualname__, args, kwargs)
     seconds = task.time_left(timeout)

@@ -1,12 +1,16 @@
 """Loading and unloading the extension on a shell."""
 
+import asyncio
+
 import pytest
 from IPython.core.interactiveshell import InteractiveShell
 
+import wool
 import wool_jupyter
 import wool_jupyter.extension as extension
 from wool_jupyter.config import Wool
 from wool_jupyter.extension import load_ipython_extension, unload_ipython_extension
+from wool_jupyter.interrupts import CellInterrupts
 from wool_jupyter.magics import WoolMagics
 from wool_jupyter.transform import CellMagicAwait, LineMagicAwait
 
@@ -25,10 +29,30 @@ def installed_parts(shell: InteractiveShell) -> dict[str, int]:
             for t in shell.input_transformer_manager.token_transformers
         ),
         "configurables": sum(isinstance(c, Wool) for c in shell.configurables),
+        "cell_hooks": sum(
+            isinstance(getattr(callback, "__self__", None), CellInterrupts)
+            for event in ("pre_run_cell", "post_run_cell")
+            for callback in shell.events.callbacks[event]
+        ),
+        "cancelled_error": int(asyncio.CancelledError in shell.custom_exceptions),
+        "pool_display": sum(
+            wool.WorkerPool in shell.display_formatter.formatters[mime].type_printers
+            for mime in ("text/html", "text/plain")
+        ),
     }
 
 
-ALL = {"line": 1, "cell": 1, "registry": 1, "cleanup": 1, "tokens": 1, "configurables": 1}
+ALL = {
+    "line": 1,
+    "cell": 1,
+    "registry": 1,
+    "cleanup": 1,
+    "tokens": 1,
+    "configurables": 1,
+    "cell_hooks": 2,
+    "cancelled_error": 1,
+    "pool_display": 2,
+}
 NONE = dict.fromkeys(ALL, 0)
 
 
