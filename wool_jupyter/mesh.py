@@ -95,13 +95,15 @@ class KernelMesh:
     async def stop(self) -> str:
         pool, self._pool = self._pool, None
         widget, self._widget = self._widget, None
+        count = len(pool.workers) if pool is not None else 0
+        if pool is not None:
+            await pool.astop()
         if widget is not None:
+            # After the pool: the widget's last reading then shows the stopped mesh.
             await asyncio.to_thread(_stop_widget, widget)
         self._output.uninstall()
         if pool is None:
             return NOT_RUNNING
-        count = len(pool.workers)
-        await pool.astop()
         return f"Stopped {count} local worker{'s' if count != 1 else ''}."
 
     async def restart(self) -> str:

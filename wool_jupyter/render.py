@@ -148,7 +148,7 @@ def _ms(value: float) -> str:
     if value < 10:
         return f"{value:.2f} ms"
     if value < 1000:
-        return f"{value:.1f} ms"
+        return f"{value:.0f} ms"
     return f"{value / 1000:.2f} s"
 
 
@@ -158,7 +158,7 @@ def _bytes(n: int) -> str:
     size = float(n)
     for unit in ("B", "KiB", "MiB", "GiB"):
         if size < 1024:
-            return f"{size:.0f} {unit}" if unit == "B" else f"{size:.1f} {unit}"
+            return f"{size:.0f} {unit}"
         size /= 1024
     return f"{size:.1f} TiB"
 
@@ -234,7 +234,7 @@ def _sparkline(history: History | None, width: int = 320, height: int = 48) -> s
     if history is None or len(series) < 2:
         return ""
     t_end = series[-1][0]
-    t_start = t_end - history.window
+    t_start = max(t_end - history.window, series[0][0])  # fill the width until a minute is seen
     visible = [p for p in series if p[0] >= t_start]
     if len(visible) < 2:
         visible = series[-2:]
@@ -269,6 +269,18 @@ def _sparkline(history: History | None, width: int = 320, height: int = 48) -> s
 
 
 _COLUMNS = (
+    ("worker", "left"),
+    ("pid", "right"),
+    ("tags", "left"),
+    ("state", "left"),
+    ("in flight", "right"),
+    ("completed", "right"),
+    ("failed", "right"),
+    ("mean · p99", "right"),
+    ("CPU · RSS", "right"),
+)
+_CELL = "padding:2px 5px;white-space:nowrap"
+_TEXT_COLUMNS = (
     ("id", "left"),
     ("address", "left"),
     ("pid", "right"),
@@ -287,26 +299,26 @@ _COLUMNS = (
 def _peer_row(peer: PeerStatistics) -> str:
     executed = peer.executed
     lost = peer.state == "lost"
+    address_style = f"{_MUTED};font-size:90%" + (";text-decoration:line-through" if lost else "")
+    latency = executed.latency
     cells = (
-        html.escape(peer.id),
-        html.escape(peer.address),
+        f"<strong>{html.escape(peer.id)}</strong> "
+        f'<span style="{address_style}">{html.escape(peer.address)}</span>',
         str(peer.pid),
         html.escape(", ".join(peer.tags)) or _DASH,
         _badge(peer.state),
         _int(executed.in_flight),
         _int(executed.completed),
         _int(executed.failed),
-        html.escape(_ms(executed.latency.mean_ms)),
-        html.escape(_ms(executed.latency.p99_ms)),
-        _DASH if lost else f"{peer.cpu_percent:.0f}%",
-        html.escape(_bytes(peer.rss_bytes)),
+        html.escape(f"{_ms(latency.mean_ms)} · {_ms(latency.p99_ms)}"),
+        html.escape(
+            (_DASH if lost else f"{peer.cpu_percent:.0f}%") + f" · {_bytes(peer.rss_bytes)}"
+        ),
     )
     row_style = "opacity:.6" if lost else ""
     tds = "".join(
-        f'<td style="padding:2px 8px;text-align:{align};border-top:1px solid {_BORDER}'
-        + (";text-decoration:line-through" if lost and name == "address" else "")
-        + f'">{cell}</td>'
-        for (name, align), cell in zip(_COLUMNS, cells, strict=True)
+        f'<td style="{_CELL};text-align:{align};border-top:1px solid {_BORDER}">{cell}</td>'
+        for (_, align), cell in zip(_COLUMNS, cells, strict=True)
     )
     title = html.escape(f"{peer.id} · up {_duration(peer.uptime_s)}", quote=True)
     return (
@@ -321,15 +333,16 @@ def _peer_table(snapshot: MeshStatistics) -> str:
     if not snapshot.peers:
         return f'<div style="{_MUTED};margin-top:4px">no peers</div>'
     head = "".join(
-        f'<th style="padding:2px 8px;text-align:{align};font-weight:600">{name}</th>'
+        f'<th style="{_CELL};text-align:{align};font-weight:600">{name}</th>'
         for name, align in _COLUMNS
     )
     rows = "".join(_peer_row(p) for p in snapshot.peers)
     return (
+        '<div style="overflow-x:auto;max-width:100%">'
         '<table style="border-collapse:collapse;margin-top:6px;'
-        "font-variant-numeric:tabular-nums;font-size:inherit;color:inherit;"
+        "font-variant-numeric:tabular-nums;font-size:92%;color:inherit;"
         'background:transparent">'
-        f"<thead><tr>{head}</tr></thead><tbody>{rows}</tbody></table>"
+        f"<thead><tr>{head}</tr></thead><tbody>{rows}</tbody></table></div>"
     )
 
 
@@ -362,7 +375,7 @@ def render_html(
     totals = mesh_totals(snapshot)
     latency = _latency(snapshot)
     peers, ready, lost = _peer_counts(snapshot)
-    throughput = history.rate() if history is not None else None
+    throughput = history.rate() if history is not None and status != "stopped" else None
     summary = f"{peers} peer{'s' if peers != 1 else ''} · {ready} ready"
     if lost:
         summary += f" · {lost} lost"
@@ -451,7 +464,7 @@ def render_text(
     if spark:
         lines.append(f"throughput {spark}")
     if snapshot.peers:
-        rows = [[name for name, _ in _COLUMNS]]
+        rows = [[name for name, _ in _TEXT_COLUMNS]]
         for p in snapshot.peers:
             e = p.executed
             rows.append(
@@ -470,11 +483,11 @@ def render_text(
                     _bytes(p.rss_bytes),
                 ]
             )
-        widths = [max(len(r[i]) for r in rows) for i in range(len(_COLUMNS))]
+        widths = [max(len(r[i]) for r in rows) for i in range(len(_TEXT_COLUMNS))]
         for r in rows:
             cells = (
                 c.ljust(w) if align == "left" else c.rjust(w)
-                for c, w, (_, align) in zip(r, widths, _COLUMNS, strict=True)
+                for c, w, (_, align) in zip(r, widths, _TEXT_COLUMNS, strict=True)
             )
             lines.append("  ".join(cells).rstrip())
     else:

@@ -313,6 +313,8 @@ def test_live_mesh_widget_in_jupyterlab(browser_page: Page, jupyter_lab: Jupyter
             timeout=10,
         )
         assert len(final["rows"]) == WORKERS, final
+        assert final["ready"] == "0", final
+        assert sorted(r["state"] for r in final["rows"]) == ["lost", "stopped"], final
         _frame_widget(page)
         lab.screenshot(page, "mesh-widget-stopped")
         left = _poll(

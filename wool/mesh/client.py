@@ -198,7 +198,7 @@ class MeshClient:
         for peer_id, call in calls:
             try:
                 records[peer_id] = decode_stats(call.result())
-            except (grpc.RpcError, ProtocolError):
+            except (grpc.RpcError, ProtocolError, ValueError):  # ValueError: channel closed
                 continue
         return records
 

@@ -214,7 +214,7 @@ class WorkerPool:
 
     def _state_of(self, worker_id: str, alive: bool, known: bool) -> str:
         if self._state == "stopped":
-            return "stopped"
+            return "lost" if self._mesh.lost_reason(worker_id) is not None else "stopped"
         if not alive or self._mesh.lost_reason(worker_id) is not None:
             if alive is False and self._mesh.lost_reason(worker_id) is None:
                 self._mesh.mark_lost(worker_id, f"worker {worker_id} exited")

@@ -86,9 +86,9 @@ def test_figures_appear_in_html_and_text() -> None:
     for out in (visible, text):
         assert "1,243" in out  # dispatched
         assert "1,227" in out  # completed
-        assert "2.50 ms" in out and "17.5 ms" in out  # p50, p99
+        assert "2.50 ms" in out and "18 ms" in out  # p50, p99
         assert "10.0.0.1:50051" in out and "4101" in out
-        assert "87%" in out and "117.7 MiB" in out
+        assert "87%" in out and "118 MiB" in out
         assert "790" in out
 
 
