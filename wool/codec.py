@@ -18,7 +18,7 @@ import sys
 import threading
 import traceback
 from collections import OrderedDict
-from types import FunctionType, TracebackType
+from types import FunctionType, ModuleType, TracebackType
 from typing import TYPE_CHECKING, Any
 
 from wool.errors import RemoteError, SerializationError
@@ -220,18 +220,66 @@ def lookup(module: str, qualname: str) -> Routine:
     return found
 
 
+CODE_LIMIT = 10 << 20
+
+
+def _captured(fn: Any) -> dict[str, object]:
+    """The globals and closure variables a function (and functions nested in it) reads."""
+    names: set[str] = set()
+    codes = [fn.__code__]
+    while codes:
+        code = codes.pop()
+        names.update(code.co_names)
+        codes.extend(c for c in code.co_consts if hasattr(c, "co_names"))
+    found = {n: fn.__globals__[n] for n in names if n in fn.__globals__}
+    for name, cell in zip(fn.__code__.co_freevars, fn.__closure__ or (), strict=False):
+        try:
+            found[name] = cell.cell_contents
+        except ValueError:
+            continue
+    return {n: v for n, v in found.items() if not isinstance(v, ModuleType)}
+
+
+def _culprits(fn: Any) -> tuple[list[str], list[tuple[int, str]]]:
+    """(names that cannot be pickled, (size, name) of the rest, largest first)."""
+    broken, sizes = [], []
+    for name, value in _captured(fn).items():
+        try:
+            sizes.append((len(_dill_dumps(value)), name))
+        except Exception:
+            broken.append(name)
+    return broken, sorted(sizes, reverse=True)
+
+
 def routine_code(routine: Routine) -> bytes:
-    """The by-value payload of a routine's function, with routines inside it by identity."""
+    """The by-value payload of a routine's function, with routines inside it by identity.
+
+    Raises SerializationError naming the global (or closure variable) at
+    fault when the payload cannot be made, or when it would exceed 10 MiB.
+    """
     stack = _encoding_stack()
     stack.add(routine.uid)
+    name = routine.__qualname__
     try:
-        return _dill_dumps(routine.function)
-    except Exception as exc:
-        raise SerializationError(
-            f"cannot ship routine {routine.__qualname__} to workers by value: "
-            f"{type(exc).__name__}: {exc}. A global it uses cannot be pickled; create it "
-            "inside the routine or move it to an importable module."
-        ) from exc
+        try:
+            code = _dill_dumps(routine.function)
+        except Exception as exc:
+            broken, _ = _culprits(routine.function)
+            which = ", ".join(repr(b) for b in broken) or "a value it uses"
+            raise SerializationError(
+                f"cannot ship routine {name}() to workers: {which} cannot be pickled "
+                f"({type(exc).__name__}: {exc}). Create it inside the routine, pass what it "
+                "needs as arguments, or move it to a module the workers can import."
+            ) from exc
+        if len(code) > CODE_LIMIT:
+            _, sizes = _culprits(routine.function)
+            biggest = ", ".join(f"{n!r} ({size / 2**20:.1f} MiB)" for size, n in sizes[:3])
+            raise SerializationError(
+                f"routine {name}() would ship {len(code) / 2**20:.1f} MiB of code and globals "
+                f"to every worker; the largest: {biggest}. Pass large data as an argument, or "
+                "load it inside the routine."
+            )
+        return code
     finally:
         stack.discard(routine.uid)
 

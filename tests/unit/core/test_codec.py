@@ -88,3 +88,25 @@ def test_routine_rejects_plain_functions() -> None:
 
     with pytest.raises(TypeError, match="async def"):
         wool.routine(sync)
+
+
+def _main_routine(source: str, **names: object) -> wool.Routine:
+    ns: dict = {"__name__": "__main__", "wool": wool, **names}
+    exec(source, ns)
+    return ns["task"]
+
+
+def test_an_unpicklable_global_is_named() -> None:
+    task = _main_routine(
+        "@wool.routine\nasync def task():\n    return gen\n", gen=(i for i in range(3))
+    )
+    with pytest.raises(wool.SerializationError, match=r"'gen' cannot be pickled"):
+        task.by_value()
+
+
+def test_a_huge_global_is_named_with_its_size() -> None:
+    task = _main_routine(
+        "@wool.routine\nasync def task():\n    return len(blob)\n", blob=b"x" * (11 << 20)
+    )
+    with pytest.raises(wool.SerializationError, match=r"'blob' \(11\.0 MiB\)"):
+        task.by_value()
