@@ -69,9 +69,9 @@ async def test_worker_killed_mid_call_raises_within_a_second_and_pool_serves_on(
         victim, survivor = pool.workers
         # Pin a long call on each worker, then kill one of them.
         calls = [asyncio.create_task(routines.pid_then_sleep(30)) for _ in range(2)]
-        await until(lambda: pool._mesh.dispatched.in_flight == 2, 5, "both calls in flight")
-        stats = await pool.statistics()
-        assert sorted(p.executed.in_flight for p in stats.peers) == [1, 1]
+        async with asyncio.timeout(5):  # both calls running, one on each worker
+            while sorted(p.executed.in_flight for p in (await pool.statistics()).peers) != [1, 1]:
+                await asyncio.sleep(0.01)
         os.kill(victim.pid, signal.SIGKILL)
         started = time.monotonic()
         done, pending = await asyncio.wait(calls, timeout=5, return_when=asyncio.FIRST_COMPLETED)
@@ -104,13 +104,15 @@ async def test_no_reachable_worker_gives_a_typed_error() -> None:
 async def test_blocking_routine_does_not_stop_stats_or_dispatch_intake() -> None:
     async with wool.WorkerPool(spawn=1) as pool:
         await routines.noop()
-        blocked = asyncio.create_task(routines.block_cpu(1.5))
-        await until(lambda: pool._mesh.dispatched.in_flight == 1, 5, "the blocking call")
-        await asyncio.sleep(0.1)
+        blocked = asyncio.create_task(routines.block_cpu(2.0))
+        async with asyncio.timeout(5):  # the worker has started it, and is now stuck in it
+            while (await pool.statistics()).peers[0].executed.in_flight != 1:
+                await asyncio.sleep(0.01)
         started = time.monotonic()
         stats = await pool.statistics(timeout=1.0)
         assert time.monotonic() - started < 0.5, "stats answered while the routine loop is blocked"
         assert stats.peers[0].executed.in_flight == 1
+        assert not blocked.done()
         queued = asyncio.create_task(routines.add(1, 1))
         assert await queued == 2
         assert await blocked == pool.workers[0].pid
