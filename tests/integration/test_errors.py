@@ -11,7 +11,7 @@ import traceback
 
 import pytest
 import routines
-from support import alive, until
+from support import alive
 
 import wool
 
