@@ -118,8 +118,12 @@ async def test_the_note_is_written_after_the_pause_without_more_output(
     monkeypatch.setattr(output, "PAUSE_S", 0.05)
     cell = CellOutput(lambda: 2)
     cell.write("stdout", lines(100))
-    await asyncio.sleep(0.2)
-    out, err = capsys.readouterr()
+    out = err = ""
+    async with asyncio.timeout(5):
+        while "suppressed" not in err:
+            await asyncio.sleep(0.01)
+            more_out, more_err = capsys.readouterr()
+            out, err = out + more_out, err + more_err
     assert out == lines(10)
     assert suppressed(err) == 90
 
