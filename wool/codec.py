@@ -93,7 +93,7 @@ def encode_value(obj: object) -> bytes:
         ) from exc
 
 
-def decode_value(data: bytes) -> Any:
+def decode_value(data: bytes | memoryview) -> Any:
     if not data:
         return None
     return pickle.loads(data)
@@ -121,7 +121,7 @@ def encode_call(name: str, args: tuple, kwargs: dict) -> bytes:
     raise SerializationError(f"{name}(): the arguments cannot be sent to a worker")
 
 
-def decode_call(data: bytes) -> tuple[tuple, dict]:
+def decode_call(data: bytes | memoryview) -> tuple[tuple, dict]:
     if not data:
         return (), {}
     args, kwargs = pickle.loads(data)
@@ -158,7 +158,7 @@ def encode_exception(exc: BaseException) -> tuple[bytes, str, str, str]:
 
 
 def decode_exception(
-    payload: bytes, type_name: str, message: str, text: str, where: str
+    payload: bytes | memoryview, type_name: str, message: str, text: str, where: str
 ) -> BaseException:
     """Rebuild a remote exception with its remote traceback and a note saying where."""
     exc: BaseException | None = None

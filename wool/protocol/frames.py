@@ -7,6 +7,7 @@ the rest of the runtime never sees protobuf.
 
 from __future__ import annotations
 
+import struct
 from dataclasses import dataclass
 from typing import Final, TypeAlias
 
@@ -30,6 +31,10 @@ STDOUT: Final = 0
 STDERR: Final = 1
 
 
+Payload: TypeAlias = bytes | memoryview
+"""A pickled value: bytes when made here, a view into the message when received."""
+
+
 @dataclass(slots=True)
 class Dispatch:
     call: int
@@ -38,7 +43,7 @@ class Dispatch:
     digest: bytes
     code: bytes
     uid: str
-    args: bytes
+    args: Payload
     generator: bool = False
     timeout: float = 0.0
     parent: str = ""
@@ -49,7 +54,7 @@ class Dispatch:
 class Resume:
     call: int
     kind: int
-    value: bytes = b""
+    value: Payload = b""
 
 
 @dataclass(slots=True)
@@ -61,7 +66,7 @@ class Cancel:
 class Outcome:
     call: int
     kind: int
-    value: bytes = b""
+    value: Payload = b""
     error_type: str = ""
     error_message: str = ""
     traceback: str = ""
@@ -83,17 +88,26 @@ class Output:
 Frame: TypeAlias = Dispatch | Resume | Cancel | Outcome | NeedCode | Output
 
 
+INLINE_MAX: Final = 4096
+_LENGTH = struct.Struct(">I")
+
+
 def encode(frames: list[Frame]) -> bytes:
-    """One envelope holding ``frames`` in order."""
+    """One gRPC message: length-prefixed envelope, then large payloads out of line."""
     envelope = _wire.Envelope()
     add = envelope.frames.add
+    blobs: list[Payload] = []
     for frame in frames:
         wire = add(call=frame.call)
         if type(frame) is Outcome:
             out = wire.outcome
             out.kind = frame.kind
-            if frame.value:
-                out.value = frame.value
+            value = frame.value
+            if len(value) > INLINE_MAX:
+                wire.trailing = len(value)
+                blobs.append(value)
+            elif value:
+                out.value = bytes(value)
             if frame.kind == RAISE:
                 out.error_type = frame.error_type
                 out.error_message = frame.error_message
@@ -108,14 +122,22 @@ def encode(frames: list[Frame]) -> bytes:
                 ref.uid = frame.uid
                 if frame.code:
                     ref.code = frame.code
-            d.args = frame.args
+            if len(frame.args) > INLINE_MAX:
+                wire.trailing = len(frame.args)
+                blobs.append(frame.args)
+            else:
+                d.args = bytes(frame.args)
             d.generator = frame.generator
             d.timeout = frame.timeout
             d.parent = frame.parent
             d.capture_output = frame.capture_output
         elif type(frame) is Resume:
             wire.resume.kind = frame.kind
-            wire.resume.value = frame.value
+            if len(frame.value) > INLINE_MAX:
+                wire.trailing = len(frame.value)
+                blobs.append(frame.value)
+            else:
+                wire.resume.value = bytes(frame.value)
         elif type(frame) is Cancel:
             wire.cancel.SetInParent()
         elif type(frame) is NeedCode:
@@ -125,23 +147,44 @@ def encode(frames: list[Frame]) -> bytes:
             wire.output.text = frame.text
         else:  # pragma: no cover - a programming error, not peer input
             raise TypeError(f"not a frame: {frame!r}")
-    return envelope.SerializeToString()
+    head = envelope.SerializeToString()
+    if not blobs:
+        return _LENGTH.pack(len(head)) + head
+    return b"".join([_LENGTH.pack(len(head)), head, *blobs])
 
 
 def decode(data: bytes) -> list[Frame]:
-    """Frames of one envelope; anything malformed raises ProtocolError."""
+    """Frames of one message; anything malformed raises ProtocolError.
+
+    Out-of-line payloads come back as memoryviews of ``data`` (no copy).
+    """
+    size = len(data)
+    if size < 4:
+        raise ProtocolError(f"message of {size} bytes is too short")
+    (length,) = _LENGTH.unpack_from(data)
+    offset = 4 + length
+    if offset > size:
+        raise ProtocolError(f"envelope of {length} bytes overruns a {size}-byte message")
     try:
-        envelope = _wire.Envelope.FromString(data)
+        envelope = _wire.Envelope.FromString(data[4:offset])
     except (DecodeError, TypeError) as exc:
-        raise ProtocolError(f"malformed envelope ({len(data)} bytes): {exc}") from None
+        raise ProtocolError(f"malformed envelope ({length} bytes): {exc}") from None
+    view = memoryview(data)
     frames: list[Frame] = []
     append = frames.append
     for wire in envelope.frames:
         kind = wire.WhichOneof("body")
         call = wire.call
+        payload: Payload | None = None
+        if wire.trailing:
+            end = offset + wire.trailing
+            if end > size:
+                raise ProtocolError(f"payload of call {call} overruns the message")
+            payload, offset = view[offset:end], end
         if kind == "outcome":
             o = wire.outcome
-            append(Outcome(call, o.kind, o.value, o.error_type, o.error_message, o.traceback))
+            value = o.value if payload is None else payload
+            append(Outcome(call, o.kind, value, o.error_type, o.error_message, o.traceback))
         elif kind == "dispatch":
             d = wire.dispatch
             r = d.routine
@@ -153,7 +196,7 @@ def decode(data: bytes) -> list[Frame]:
                     r.digest,
                     r.code,
                     r.uid,
-                    d.args,
+                    d.args if payload is None else payload,
                     d.generator,
                     d.timeout,
                     d.parent,
@@ -161,7 +204,8 @@ def decode(data: bytes) -> list[Frame]:
                 )
             )
         elif kind == "resume":
-            append(Resume(call, wire.resume.kind, wire.resume.value))
+            value = wire.resume.value if payload is None else payload
+            append(Resume(call, wire.resume.kind, value))
         elif kind == "cancel":
             append(Cancel(call))
         elif kind == "need_code":
@@ -170,6 +214,8 @@ def decode(data: bytes) -> list[Frame]:
             append(Output(call, wire.output.stream, wire.output.text))
         else:
             raise ProtocolError(f"frame for call {call} has no body")
+    if offset != size:
+        raise ProtocolError(f"{size - offset} stray bytes after the payloads")
     return frames
 
 

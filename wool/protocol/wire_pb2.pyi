@@ -14,8 +14,9 @@ class Envelope(_message.Message):
     def __init__(self, frames: _Optional[_Iterable[_Union[Frame, _Mapping]]] = ...) -> None: ...
 
 class Frame(_message.Message):
-    __slots__ = ("call", "dispatch", "resume", "cancel", "outcome", "need_code", "output")
+    __slots__ = ("call", "trailing", "dispatch", "resume", "cancel", "outcome", "need_code", "output")
     CALL_FIELD_NUMBER: _ClassVar[int]
+    TRAILING_FIELD_NUMBER: _ClassVar[int]
     DISPATCH_FIELD_NUMBER: _ClassVar[int]
     RESUME_FIELD_NUMBER: _ClassVar[int]
     CANCEL_FIELD_NUMBER: _ClassVar[int]
@@ -23,13 +24,14 @@ class Frame(_message.Message):
     NEED_CODE_FIELD_NUMBER: _ClassVar[int]
     OUTPUT_FIELD_NUMBER: _ClassVar[int]
     call: int
+    trailing: int
     dispatch: Dispatch
     resume: Resume
     cancel: Cancel
     outcome: Outcome
     need_code: NeedCode
     output: Output
-    def __init__(self, call: _Optional[int] = ..., dispatch: _Optional[_Union[Dispatch, _Mapping]] = ..., resume: _Optional[_Union[Resume, _Mapping]] = ..., cancel: _Optional[_Union[Cancel, _Mapping]] = ..., outcome: _Optional[_Union[Outcome, _Mapping]] = ..., need_code: _Optional[_Union[NeedCode, _Mapping]] = ..., output: _Optional[_Union[Output, _Mapping]] = ...) -> None: ...
+    def __init__(self, call: _Optional[int] = ..., trailing: _Optional[int] = ..., dispatch: _Optional[_Union[Dispatch, _Mapping]] = ..., resume: _Optional[_Union[Resume, _Mapping]] = ..., cancel: _Optional[_Union[Cancel, _Mapping]] = ..., outcome: _Optional[_Union[Outcome, _Mapping]] = ..., need_code: _Optional[_Union[NeedCode, _Mapping]] = ..., output: _Optional[_Union[Output, _Mapping]] = ...) -> None: ...
 
 class RoutineRef(_message.Message):
     __slots__ = ("module", "qualname", "digest", "code", "uid")

@@ -21,8 +21,11 @@ def test_every_frame_kind_round_trips() -> None:
 
 
 def test_malformed_envelope_is_a_protocol_error() -> None:
-    with pytest.raises(ProtocolError, match="malformed"):
+    with pytest.raises(ProtocolError, match="overruns"):
         f.decode(b"\xff\xff\xff not protobuf")
+    garbage = b"\xff\xfe not protobuf"
+    with pytest.raises(ProtocolError, match="malformed"):
+        f.decode(len(garbage).to_bytes(4, "big") + garbage)
 
 
 def test_frame_without_body_is_a_protocol_error() -> None:
@@ -30,8 +33,35 @@ def test_frame_without_body_is_a_protocol_error() -> None:
 
     envelope = wire_pb2.Envelope()
     envelope.frames.add(call=9)
+    head = envelope.SerializeToString()
     with pytest.raises(ProtocolError, match="no body"):
-        f.decode(envelope.SerializeToString())
+        f.decode(len(head).to_bytes(4, "big") + head)
+
+
+def test_large_payloads_travel_out_of_line_and_come_back_as_views() -> None:
+    big, bigger = b"a" * (f.INLINE_MAX + 1), b"b" * (3 * f.INLINE_MAX)
+    sent = [
+        f.Dispatch(1, "m", "q", b"", b"", "", big),
+        f.Outcome(2, f.RETURN, b"small"),
+        f.Outcome(3, f.YIELD, bigger),
+        f.Resume(4, f.SEND, big),
+    ]
+    data = f.encode(sent)
+    assert data.count(big) == 2 and data.count(bigger) == 1, "each payload copied in once"
+    received = f.decode(data)
+    assert received == sent
+    assert isinstance(received[0].args, memoryview)
+    assert isinstance(received[1].value, bytes)
+
+
+def test_truncated_or_padded_messages_are_protocol_errors() -> None:
+    data = f.encode([f.Outcome(1, f.RETURN, b"x" * (f.INLINE_MAX + 10))])
+    with pytest.raises(ProtocolError, match="overruns"):
+        f.decode(data[:-1])
+    with pytest.raises(ProtocolError, match="stray"):
+        f.decode(data + b"!")
+    with pytest.raises(ProtocolError, match="too short"):
+        f.decode(b"\x00")
 
 
 def test_peers_and_stats_round_trip() -> None:
