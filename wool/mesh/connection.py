@@ -1,8 +1,9 @@
 """One authenticated, long-lived gRPC stream to one peer, shared by every dispatch.
 
-Frames queued during one event-loop tick leave together in one message, so
-a burst of calls costs one gRPC write rather than one per call. A broken
-stream fails every call still waiting on it with ``WorkerLost`` at once.
+A frame is written at once when the stream is idle; frames queued while a
+write is in flight leave together in the next message, so a burst of calls
+costs a few gRPC writes rather than one per call. A broken stream fails
+every call still waiting on it with ``WorkerLost`` at once.
 """
 
 from __future__ import annotations
@@ -10,8 +11,9 @@ from __future__ import annotations
 import asyncio
 import logging
 import sys
-from collections.abc import Callable
-from typing import TYPE_CHECKING, Final
+from collections.abc import Callable, Coroutine
+from functools import partial
+from typing import TYPE_CHECKING, Any, Final
 
 import grpc
 import grpc.aio
@@ -91,7 +93,7 @@ class Connection:
         self._next_call = 0
         self._outbox: list[Frame] = []
         self._loop = asyncio.get_running_loop()
-        self._wake = asyncio.Event()
+        self._writing = False
         self._opened: asyncio.Future[None] = self._loop.create_future()
         self._channel: grpc.aio.Channel | None = None
         self._call: grpc.aio.StreamStreamCall | None = None
@@ -142,10 +144,9 @@ class Connection:
             error = WorkerLost(f"cannot reach {self.describe()}: {exc}")
             await self._abandon(error)
             raise error from None
-        self._tasks = [
-            self._loop.create_task(self._read(), name=f"wool-read-{self.peer.id}"),
-            self._loop.create_task(self._write(), name=f"wool-write-{self.peer.id}"),
-        ]
+        self._tasks = [self._loop.create_task(self._read(), name=f"wool-read-{self.peer.id}")]
+        if self._outbox:
+            self._write_next()
         self._opened.set_result(None)
 
     async def _abandon(self, error: BaseException) -> None:
@@ -159,7 +160,44 @@ class Connection:
 
     def _send(self, frame: Frame) -> None:
         self._outbox.append(frame)
-        self._wake.set()
+        if not self._writing and self._call is not None:
+            self._write_next()
+
+    def _write_next(self) -> None:
+        """Start writing the outbox now; frames queued meanwhile go in the next write.
+
+        The write's first step runs right here, so the gRPC batch starts in the
+        caller's own step; the rest is driven from done-callbacks, never from
+        the caller's task, so cancelling a caller cannot cancel the stream.
+        """
+        assert self._call is not None
+        frames = self._outbox[:_BATCH]
+        del self._outbox[:_BATCH]
+        self._writing = True
+        self._drive(self._call.write(encode(frames)))
+
+    def _drive(
+        self, write: Coroutine[Any, Any, None], waited: asyncio.Future | None = None
+    ) -> None:
+        try:
+            if waited is not None and waited.cancelled():
+                yielded = write.throw(asyncio.CancelledError())
+            else:
+                yielded = write.send(None)
+        except StopIteration:
+            self._writing = False
+            if self._outbox and self.lost is None:
+                self._write_next()
+            return
+        except BaseException as exc:
+            self._writing = False
+            self._fail(exc)
+            return
+        if yielded is None:
+            self._loop.call_soon(self._drive, write)
+        else:
+            yielded._asyncio_future_blocking = False
+            yielded.add_done_callback(partial(self._drive, write))
 
     def dispatch(
         self,
@@ -219,23 +257,6 @@ class Connection:
         if call in self.pending and self.lost is None:
             return self.resume(call, CLOSE)
         return None
-
-    async def _write(self) -> None:
-        call = self._call
-        assert call is not None
-        wake, outbox = self._wake, self._outbox
-        try:
-            while True:
-                await wake.wait()
-                wake.clear()
-                while outbox:
-                    frames = outbox[:_BATCH]
-                    del outbox[:_BATCH]
-                    await call.write(encode(frames))
-        except asyncio.CancelledError:
-            raise
-        except BaseException as exc:
-            self._fail(exc)
 
     # -- receiving ----------------------------------------------------------
 

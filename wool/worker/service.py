@@ -105,6 +105,8 @@ class DispatchService:
                     await context.abort(grpc.StatusCode.INVALID_ARGUMENT, f"wool: {exc}")
                     return
                 executor.receive(session, frames)
+        except asyncio.CancelledError:
+            return  # the server is stopping; the caller sees the stream end
         finally:
             executor.drop(session)
             writer.cancel()
