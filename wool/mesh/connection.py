@@ -11,9 +11,8 @@ from __future__ import annotations
 import asyncio
 import logging
 import sys
-from collections.abc import Callable, Coroutine
-from functools import partial
-from typing import TYPE_CHECKING, Any, Final
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Final
 
 import grpc
 import grpc.aio
@@ -34,8 +33,8 @@ from wool.protocol.frames import (
     PeerRecord,
     Resume,
     decode,
-    encode,
 )
+from wool.protocol.writer import FrameWriter
 
 if TYPE_CHECKING:
     from wool.routine import Routine
@@ -51,7 +50,6 @@ CHANNEL_OPTIONS: Final = (
     ("grpc.use_local_subchannel_pool", 1),
 )
 _log = logging.getLogger("wool")
-_BATCH: Final = 4096
 _UNWINDING_LIMIT: Final = 1024
 OutputSink = Callable[[int, str], None]
 
@@ -91,9 +89,8 @@ class Connection:
         self._secret = secret
         self._on_lost = on_lost
         self._next_call = 0
-        self._outbox: list[Frame] = []
         self._loop = asyncio.get_running_loop()
-        self._writing = False
+        self._writer: FrameWriter | None = None
         self._opened: asyncio.Future[None] = self._loop.create_future()
         self._channel: grpc.aio.Channel | None = None
         self._call: grpc.aio.StreamStreamCall | None = None
@@ -144,9 +141,8 @@ class Connection:
             error = WorkerLost(f"cannot reach {self.describe()}: {exc}")
             await self._abandon(error)
             raise error from None
+        self._writer = FrameWriter(self._call.write, self._fail)
         self._tasks = [self._loop.create_task(self._read(), name=f"wool-read-{self.peer.id}")]
-        if self._outbox:
-            self._write_next()
         self._opened.set_result(None)
 
     async def _abandon(self, error: BaseException) -> None:
@@ -159,45 +155,8 @@ class Connection:
     # -- sending ------------------------------------------------------------
 
     def _send(self, frame: Frame) -> None:
-        self._outbox.append(frame)
-        if not self._writing and self._call is not None:
-            self._write_next()
-
-    def _write_next(self) -> None:
-        """Start writing the outbox now; frames queued meanwhile go in the next write.
-
-        The write's first step runs right here, so the gRPC batch starts in the
-        caller's own step; the rest is driven from done-callbacks, never from
-        the caller's task, so cancelling a caller cannot cancel the stream.
-        """
-        assert self._call is not None
-        frames = self._outbox[:_BATCH]
-        del self._outbox[:_BATCH]
-        self._writing = True
-        self._drive(self._call.write(encode(frames)))
-
-    def _drive(
-        self, write: Coroutine[Any, Any, None], waited: asyncio.Future | None = None
-    ) -> None:
-        try:
-            if waited is not None and waited.cancelled():
-                yielded = write.throw(asyncio.CancelledError())
-            else:
-                yielded = write.send(None)
-        except StopIteration:
-            self._writing = False
-            if self._outbox and self.lost is None:
-                self._write_next()
-            return
-        except BaseException as exc:
-            self._writing = False
-            self._fail(exc)
-            return
-        if yielded is None:
-            self._loop.call_soon(self._drive, write)
-        else:
-            yielded._asyncio_future_blocking = False
-            yielded.add_done_callback(partial(self._drive, write))
+        assert self._writer is not None
+        self._writer.send(frame)
 
     def dispatch(
         self,
@@ -310,6 +269,8 @@ class Connection:
             return
         detail = exc.details() if isinstance(exc, grpc.aio.AioRpcError) else str(exc)
         self.lost = lost = WorkerLost(f"lost {self.describe()}: {detail or type(exc).__name__}")
+        if self._writer is not None:
+            self._writer.close()
         pending, self.pending = self.pending, {}
         for entry in pending.values():
             if not entry.waiter.done():

@@ -32,6 +32,7 @@ from wool.protocol.frames import (
     Output,
     Resume,
 )
+from wool.protocol.writer import FrameWriter, Write
 from wool.routine import Routine
 from wool.stats import Counters
 from wool.worker import output
@@ -40,18 +41,18 @@ from wool.worker import output
 class Session:
     """One caller's stream as the worker sees it; used on the routine loop only."""
 
-    def __init__(self, number: int) -> None:
+    def __init__(self, number: int, write: Write) -> None:
         self.number = number
-        self.outbox: list[Frame] = []
-        self.wake = asyncio.Event()
+        self.writer = FrameWriter(write, self._write_failed)
         self.tasks: dict[int, asyncio.Task] = {}
         self.resumes: dict[int, asyncio.Queue[Resume]] = {}
         self.closed = False
 
     def emit(self, frame: Frame) -> None:
-        if not self.closed:
-            self.outbox.append(frame)
-            self.wake.set()
+        self.writer.send(frame)
+
+    def _write_failed(self, exc: BaseException) -> None:
+        self.closed = True  # the caller is gone; the stream's reader ends the session
 
 
 def _raise_frame(call: int, exc: BaseException) -> Outcome:
@@ -87,6 +88,7 @@ class Executor:
     def drop(self, session: Session) -> None:
         """The caller's stream ended: nobody is left to answer, so stop its work."""
         session.closed = True
+        session.writer.close()
         for running in list(session.tasks.values()):
             running.cancel()
 
@@ -239,7 +241,8 @@ class Executor:
         loop, home = self.loop, self._thread
 
         def emit(stream: int, text: str) -> None:
-            last = session.outbox[-1] if session.outbox else None
+            outbox = session.writer.outbox
+            last = outbox[-1] if outbox else None
             if type(last) is Output and last.call == call and last.stream == stream:
                 last.text += text  # print() writes text and newline apart
             else:

@@ -31,7 +31,6 @@ from wool.protocol.frames import (
     StatsRecord,
     decode,
     decode_peers,
-    encode,
     encode_peers,
     encode_stats,
 )
@@ -48,7 +47,6 @@ SERVER_OPTIONS: Final = (
     ("grpc.http2.max_ping_strikes", 0),
     ("grpc.so_reuseport", 0),
 )
-_BATCH: Final = 4096
 
 
 _REFUSED: Final = "wool: wrong or missing mesh credentials"
@@ -94,9 +92,12 @@ class DispatchService:
     ) -> None:
         nonce = await self._gate.admit(context)
         await context.send_initial_metadata(auth.worker_proof(self._gate.secret, nonce))
-        session = Session(next(self._sessions))
+
+        async def write(data: bytes) -> None:
+            await context.write(data)
+
+        session = Session(next(self._sessions), write)
         executor = self._executor
-        writer = asyncio.get_running_loop().create_task(self._write(session, context))
         try:
             async for data in requests:
                 try:
@@ -109,18 +110,6 @@ class DispatchService:
             return  # the server is stopping; the caller sees the stream end
         finally:
             executor.drop(session)
-            writer.cancel()
-
-    @staticmethod
-    async def _write(session: Session, context: grpc.aio.ServicerContext) -> None:
-        outbox, wake = session.outbox, session.wake
-        while True:
-            await wake.wait()
-            wake.clear()
-            while outbox:
-                frames = outbox[:_BATCH]
-                del outbox[:_BATCH]
-                await context.write(encode(frames))
 
 
 def _record(c: Counters) -> CountersRecord:

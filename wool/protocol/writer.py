@@ -1,0 +1,74 @@
+"""Writes frames to one gRPC stream, batching while a write is in flight, with no writer task.
+
+gRPC allows one write in flight per stream. A frame sent while the stream
+is idle is written at once: the write's first step (which starts the gRPC
+batch) runs in the sender's own step, saving the event-loop round trip a
+writer task would cost. Frames sent while a write is in flight leave
+together in the next message. The rest of each write is driven from
+done-callbacks, never from a sender's task, so cancelling a sender can
+never cancel the stream.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable, Coroutine
+from functools import partial
+from typing import Any, Final
+
+from wool.protocol.frames import Frame, encode
+
+_BATCH: Final = 4096
+
+Write = Callable[[bytes], Coroutine[Any, Any, None]]
+
+
+class FrameWriter:
+    """The outbox of one stream; ``on_error`` hears of a failed write once."""
+
+    def __init__(self, write: Write, on_error: Callable[[BaseException], None]) -> None:
+        self._write = write
+        self._on_error = on_error
+        self._loop = asyncio.get_running_loop()
+        self.outbox: list[Frame] = []
+        self.writing = False
+        self.closed = False
+
+    def send(self, frame: Frame) -> None:
+        if self.closed:
+            return
+        self.outbox.append(frame)
+        if not self.writing:
+            self._write_next()
+
+    def close(self) -> None:
+        self.closed = True
+        self.outbox.clear()
+
+    def _write_next(self) -> None:
+        frames = self.outbox[:_BATCH]
+        del self.outbox[:_BATCH]
+        self.writing = True
+        self._drive(self._write(encode(frames)))
+
+    def _drive(self, write: Coroutine[Any, Any, None], waited: Any = None) -> None:
+        try:
+            if isinstance(waited, asyncio.Future) and waited.cancelled():
+                yielded = write.throw(asyncio.CancelledError())
+            else:
+                yielded = write.send(None)
+        except StopIteration:
+            self.writing = False
+            if self.outbox and not self.closed:
+                self._write_next()
+            return
+        except BaseException as exc:
+            self.writing = False
+            self.closed = True
+            self._on_error(exc)
+            return
+        if yielded is None:
+            self._loop.call_soon(self._drive, write)
+        else:
+            yielded._asyncio_future_blocking = False
+            yielded.add_done_callback(partial(self._drive, write))
