@@ -157,8 +157,7 @@ class Executor:
         counters.started += 1
         started = time.perf_counter_ns()
         task.enter(identity, frame.timeout)
-        if frame.capture_output:
-            output.capture(self._output_sink(session, call))
+        lines = self._capture(session, call) if frame.capture_output else None
         try:
             if frame.timeout:
                 async with asyncio.timeout(frame.timeout) as scope:
@@ -173,16 +172,17 @@ class Executor:
             reply = Outcome(call, RETURN, codec.encode_value(result))
         except asyncio.CancelledError:
             counters.cancelled += 1
-            session.emit(Outcome(call, CANCELLED))
-            return
+            reply = Outcome(call, CANCELLED)
         except BaseException as exc:  # SystemExit too: a routine must not end its worker
             counters.failed += 1
-            session.emit(_raise_frame(call, exc))
-            return
+            reply = _raise_frame(call, exc)
+        else:
+            counters.completed += 1
+            counters.latency.add(time.perf_counter_ns() - started)
         finally:
             session.tasks.pop(call, None)
-        counters.completed += 1
-        counters.latency.add(time.perf_counter_ns() - started)
+        if lines is not None:
+            lines.flush()
         session.emit(reply)
 
     async def _drive(
@@ -199,8 +199,13 @@ class Executor:
         counters.started += 1
         started = time.perf_counter_ns()
         task.enter(identity, 0)
-        if frame.capture_output:
-            output.capture(self._output_sink(session, call))
+        lines = self._capture(session, call) if frame.capture_output else None
+
+        def reply(outcome: Outcome) -> None:
+            if lines is not None:
+                lines.flush()
+            session.emit(outcome)
+
         queue = session.resumes[call]
         agen = routine.function(*args, **kwargs)
         step: Resume = Resume(call, 0)
@@ -219,42 +224,28 @@ class Executor:
                     finished = True
                     counters.completed += 1
                     counters.latency.add(time.perf_counter_ns() - started)
-                    session.emit(Outcome(call, STOP))
+                    reply(Outcome(call, STOP))
                     return
-                session.emit(Outcome(call, YIELD, codec.encode_value(value)))
+                reply(Outcome(call, YIELD, codec.encode_value(value)))
                 step = await queue.get()
         except asyncio.CancelledError:
             counters.cancelled += 1
-            session.emit(Outcome(call, CANCELLED))
+            reply(Outcome(call, CANCELLED))
         except BaseException as exc:
             finished = True
             counters.failed += 1
-            session.emit(_raise_frame(call, exc))
+            reply(_raise_frame(call, exc))
         finally:
             session.tasks.pop(call, None)
             session.resumes.pop(call, None)
             if not finished:
                 await _quietly_close(agen)
 
-    def _output_sink(self, session: Session, call: int) -> output.Sink:
-        """Output of one call as frames; threads the routine started are handed over."""
-        loop, home = self.loop, self._thread
-
-        def emit(stream: int, text: str) -> None:
-            outbox = session.writer.outbox
-            last = outbox[-1] if outbox else None
-            if type(last) is Output and last.call == call and last.stream == stream:
-                last.text += text  # print() writes text and newline apart
-            else:
-                session.emit(Output(call, stream, text))
-
-        def sink(stream: int, text: str) -> None:
-            if threading.get_ident() == home:
-                emit(stream, text)
-            else:
-                loop.call_soon_threadsafe(emit, stream, text)
-
-        return sink
+    def _capture(self, session: Session, call: int) -> _Lines:
+        """Send this task's print() output to the caller, a line at a time."""
+        lines = _Lines(session, call, self.loop, self._thread)
+        output.capture(lines.write)
+        return lines
 
     @staticmethod
     async def _step(agen: Any, step: Resume, routine: Routine, seconds: float) -> Any:
@@ -273,6 +264,48 @@ class Executor:
                 if scope.expired():
                     raise _deadline(routine, seconds) from None
                 raise
+
+
+class _Lines:
+    """One call's captured output, sent a line (or 8 KiB) at a time, flushed before outcomes.
+
+    Whole lines keep the output of several peers from interleaving mid-line
+    at the caller; threads the routine started hand their writes over.
+    """
+
+    __slots__ = ("_call", "_home", "_loop", "_parts", "_session")
+    _LIMIT = 8192
+
+    def __init__(
+        self, session: Session, call: int, loop: asyncio.AbstractEventLoop, home: int
+    ) -> None:
+        self._session = session
+        self._call = call
+        self._loop = loop
+        self._home = home
+        self._parts: dict[int, str] = {}
+
+    def write(self, stream: int, text: str) -> None:
+        if threading.get_ident() == self._home:
+            self._add(stream, text)
+        else:
+            self._loop.call_soon_threadsafe(self._add, stream, text)
+
+    def _add(self, stream: int, text: str) -> None:
+        pending = self._parts.get(stream, "") + text
+        cut = max(pending.rfind("\n"), pending.rfind("\r")) + 1
+        if not cut and len(pending) > self._LIMIT:
+            cut = len(pending)
+        if cut:
+            self._session.emit(Output(self._call, stream, pending[:cut]))
+            pending = pending[cut:]
+        self._parts[stream] = pending
+
+    def flush(self) -> None:
+        for stream, pending in self._parts.items():
+            if pending:
+                self._session.emit(Output(self._call, stream, pending))
+        self._parts.clear()
 
 
 def _deadline(routine: Routine, seconds: float) -> DispatchTimeout:
