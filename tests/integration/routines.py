@@ -238,3 +238,13 @@ async def print_while_cancelled(marker: str) -> None:
         await asyncio.sleep(30)
     finally:
         print("cleaning up")
+
+
+@wool.routine
+async def raise_with_surrogate() -> None:
+    raise ValueError(f"cannot parse {os.fsdecode(b'caf' + bytes([0xE9]) + b'.txt')}")
+
+
+@wool.routine
+async def print_surrogate() -> None:
+    print(os.fsdecode(b"caf" + bytes([0xE9])))

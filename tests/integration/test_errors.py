@@ -146,3 +146,39 @@ async def test_sys_exit_in_a_routine_reaches_the_caller_and_the_worker_lives_on(
             await routines.exit_worker()
         assert [w.state for w in pool.workers] == ["ready", "ready"]
         assert await routines.add(1, 1) == 2
+
+
+async def test_cancelling_the_caller_that_opens_a_connection_does_not_strand_others() -> None:
+    from wool.mesh.client import MeshClient
+    from wool.protocol.frames import PeerRecord
+
+    silent = socket.socket()
+    silent.bind(("127.0.0.1", 0))
+    silent.listen()
+    client = MeshClient(b"secret", connect_timeout=1.0)
+    client.set_peers([PeerRecord("mute", f"127.0.0.1:{silent.getsockname()[1]}", 0)])
+    try:
+        opener = asyncio.create_task(client.connection())
+        joiner = asyncio.create_task(client.connection())
+        await asyncio.sleep(0.05)  # both are now waiting inside the connect
+        opener.cancel()
+        started = time.monotonic()
+        with pytest.raises(wool.NoWorkersAvailable, match="did not answer"):
+            await asyncio.wait_for(joiner, 5)
+        assert time.monotonic() - started < 3, "the joiner retried within its own bound"
+    finally:
+        silent.close()
+        await client.close_loop()
+
+
+async def test_undecodable_text_in_errors_and_output_does_not_stall_the_stream(
+    pool: wool.WorkerPool,
+) -> None:
+    received: list[str] = []
+    async with pool:
+        with pytest.raises(ValueError, match="caf"):
+            await routines.raise_with_surrogate()
+        with wool.output_handler(lambda stream, text: received.append(text)):
+            assert await routines.print_surrogate() is None
+        assert await routines.add(1, 2) == 3
+    assert "caf" in "".join(received)

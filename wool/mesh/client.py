@@ -16,7 +16,7 @@ import grpc
 import grpc.aio
 
 from wool.errors import NoWorkersAvailable, ProtocolError, WorkerLost
-from wool.mesh.connection import Connection
+from wool.mesh.connection import Connection, OpenCancelled
 from wool.protocol import auth
 from wool.protocol.frames import (
     STATS_METHOD,
@@ -142,7 +142,11 @@ class MeshClient:
             raise NoWorkersAvailable(f"no live {what} in this mesh")
         conns = self._connections()
         peer = min(candidates, key=lambda p: conns[p.id].load if p.id in conns else 0)
-        return await self.connection_to(peer)
+        try:
+            return await self.connection_to(peer)
+        except WorkerLost as exc:
+            self.mark_lost(peer.id, str(exc))
+            raise
 
     async def connection_to(self, peer: PeerRecord) -> Connection:
         conns = self._connections()
@@ -152,19 +156,25 @@ class MeshClient:
         return await self._open(conns, peer)
 
     async def _open(self, conns: dict[str, Connection], peer: PeerRecord) -> Connection:
-        conn = conns.get(peer.id)
-        if conn is not None and conn.lost is None:
-            await conn.wait_open()
+        while True:
+            conn = conns.get(peer.id)
+            if conn is not None and conn.lost is None:
+                try:
+                    await conn.wait_open(self.connect_timeout)
+                except TimeoutError:
+                    raise WorkerLost(f"{conn.describe()} did not answer in time") from None
+                except OpenCancelled:
+                    continue  # its opener was cancelled; open it ourselves
+                return conn
+            conn = Connection(peer, self.secret, self._on_lost)
+            conns[peer.id] = conn
+            try:
+                await conn.open(self.connect_timeout)
+            except BaseException:
+                if conns.get(peer.id) is conn:
+                    del conns[peer.id]
+                raise
             return conn
-        conn = Connection(peer, self.secret, self._on_lost)
-        conns[peer.id] = conn
-        try:
-            await conn.open(self.connect_timeout)
-        except BaseException:
-            if conns.get(peer.id) is conn:
-                del conns[peer.id]
-            raise
-        return conn
 
     def _why_none(self) -> str:
         if not self._records:

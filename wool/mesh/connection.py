@@ -50,12 +50,17 @@ CHANNEL_OPTIONS: Final = (
     ("grpc.use_local_subchannel_pool", 1),
 )
 _log = logging.getLogger("wool")
+_closing: set[asyncio.Task] = set()  # keeps channel-close tasks alive until done
 _UNWINDING_LIMIT: Final = 1024
 OutputSink = Callable[[int, str], None]
 
 
 def _print_output(stream: int, text: str) -> None:
     (sys.stderr if stream == STDERR else sys.stdout).write(text)
+
+
+class OpenCancelled(WorkerLost):
+    """The task opening a connection was cancelled; whoever waited on it should retry."""
 
 
 class PendingCall:
@@ -108,8 +113,9 @@ class Connection:
         p = self.peer
         return f"worker {p.id} at {p.address} (pid {p.pid})"
 
-    async def wait_open(self) -> None:
-        await asyncio.shield(self._opened)
+    async def wait_open(self, timeout: float) -> None:
+        async with asyncio.timeout(timeout):
+            await asyncio.shield(self._opened)
 
     async def open(self, timeout: float) -> None:
         """Connect, authenticate both ways, and start the reader and writer."""
@@ -141,11 +147,16 @@ class Connection:
             error = WorkerLost(f"cannot reach {self.describe()}: {exc}")
             await self._abandon(error)
             raise error from None
+        except BaseException:  # cancelled: callers that joined this attempt must not hang
+            await asyncio.shield(self._abandon(OpenCancelled(self.describe())))
+            raise
         self._writer = FrameWriter(self._call.write, self._fail)
         self._tasks = [self._loop.create_task(self._read(), name=f"wool-read-{self.peer.id}")]
         self._opened.set_result(None)
 
-    async def _abandon(self, error: BaseException) -> None:
+    async def _abandon(self, error: WorkerLost | AuthenticationError) -> None:
+        # Never handed out again; a joiner opens a fresh one.
+        self.lost = error if isinstance(error, WorkerLost) else WorkerLost(str(error))
         if not self._opened.done():
             self._opened.set_exception(error)
             self._opened.exception()  # retrieved here; waiters get it via shield
@@ -282,7 +293,9 @@ class Connection:
         if report:
             self._on_lost(self, lost)
             if self._channel is not None:
-                self._loop.create_task(self._channel.close(grace=None))
+                closing = self._loop.create_task(self._channel.close(grace=None))
+                _closing.add(closing)
+                closing.add_done_callback(_closing.discard)
 
     async def close(self) -> None:
         """Close the stream; calls still waiting fail with WorkerLost."""

@@ -89,6 +89,15 @@ Frame: TypeAlias = Dispatch | Resume | Cancel | Outcome | NeedCode | Output
 
 
 INLINE_MAX: Final = 4096
+
+
+def _text(value: str) -> str:
+    """``value`` as protobuf accepts it: lone surrogates (undecodable file names) escaped."""
+    try:
+        value.encode()
+    except UnicodeEncodeError:
+        return value.encode("utf-8", "backslashreplace").decode()
+    return value
 _LENGTH = struct.Struct(">I")
 
 
@@ -109,9 +118,9 @@ def encode(frames: list[Frame]) -> bytes:
             elif value:
                 out.value = bytes(value)
             if frame.kind == RAISE:
-                out.error_type = frame.error_type
-                out.error_message = frame.error_message
-                out.traceback = frame.traceback
+                out.error_type = _text(frame.error_type)
+                out.error_message = _text(frame.error_message)
+                out.traceback = _text(frame.traceback)
         elif type(frame) is Dispatch:
             d = wire.dispatch
             ref = d.routine
@@ -144,7 +153,7 @@ def encode(frames: list[Frame]) -> bytes:
             wire.need_code.digest = frame.digest
         elif type(frame) is Output:
             wire.output.stream = frame.stream
-            wire.output.text = frame.text
+            wire.output.text = _text(frame.text)
         else:  # pragma: no cover - a programming error, not peer input
             raise TypeError(f"not a frame: {frame!r}")
     head = envelope.SerializeToString()

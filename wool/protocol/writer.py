@@ -48,8 +48,14 @@ class FrameWriter:
     def _write_next(self) -> None:
         frames = self.outbox[:_BATCH]
         del self.outbox[:_BATCH]
+        try:
+            data = encode(frames)
+        except Exception as exc:  # a programming error: fail the stream, never stall it
+            self.closed = True
+            self._on_error(exc)
+            return
         self.writing = True
-        self._drive(self._write(encode(frames)))
+        self._drive(self._write(data))
 
     def _drive(self, write: Coroutine[Any, Any, None], waited: Any = None) -> None:
         try:
