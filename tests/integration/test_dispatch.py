@@ -169,3 +169,40 @@ async def test_a_raising_output_handler_does_not_break_the_call(
             assert wool.set_output_handler(previous) is broken
         assert await routines.add(1, 2) == 3
     assert "output handler raised" in caplog.text
+
+
+async def test_concurrent_tasks_each_enter_and_leave_the_same_pool(pool: wool.WorkerPool) -> None:
+    async def user(delay: float) -> int:
+        async with pool:
+            await asyncio.sleep(delay)
+            return await routines.add(1, 1)
+
+    assert await asyncio.gather(user(0.05), user(0.2)) == [2, 2]
+
+
+async def test_leaving_a_nested_block_keeps_calls_of_the_outer_block_alive() -> None:
+    async with wool.WorkerPool(spawn=1) as pool:
+        background = asyncio.create_task(routines.pid_then_sleep(0.3))
+        async with pool:
+            assert await routines.add(2, 2) == 4
+        assert await background == pool.workers[0].pid
+
+
+def test_a_pool_started_from_a_short_lived_thread_outlives_that_thread() -> None:
+    import threading
+
+    holder: list[wool.WorkerPool] = []
+    starter = threading.Thread(target=lambda: holder.append(wool.WorkerPool(spawn=1).start()))
+    starter.start()
+    starter.join(30)
+    (pool,) = holder
+    try:
+        assert asyncio.run(asyncio.wait_for(_pinned_add(pool), 10)) == 3
+        assert [w.state for w in pool.workers] == ["ready"]
+    finally:
+        pool.stop()
+
+
+async def _pinned_add(pool: wool.WorkerPool) -> int:
+    async with pool:
+        return await routines.add(1, 2)

@@ -83,9 +83,9 @@ class WorkerPool:
         self._secret = secret or auth.new_secret()
         self._mesh = MeshClient(self._secret, connect_timeout=connect_timeout)
         self._workers: list[LocalWorker] = []
-        self._tokens: list[Token | None] = []
+        self._entries: dict[asyncio.Task | None, list[Token]] = {}
+        self._owner: tuple[asyncio.Task | None, int] | None = None
         self._state = "new"
-        self._owned = False
         self._default = False
         self._last: dict[str, PeerStatistics] = {}
         self._peers_version = 0
@@ -181,18 +181,29 @@ class WorkerPool:
     async def __aenter__(self) -> WorkerPool:
         owned = self._state == "new"
         await self.astart()
-        self._tokens.append(context.enter(self._mesh))
-        self._owned = self._owned or owned
+        task = asyncio.current_task()
+        stack = self._entries.setdefault(task, [])
+        stack.append(context.enter(self._mesh))
+        if owned:
+            self._owner = (task, len(stack))
         return self
 
     async def __aexit__(self, *exc: object) -> None:
-        token = self._tokens.pop()
-        if token is not None:
-            context.leave(token)
-        if self._tokens or not self._owned:
+        task = asyncio.current_task()
+        stack = self._entries[task]
+        depth = len(stack)
+        context.leave(stack.pop())
+        if not stack:
+            del self._entries[task]
+        if self._owner == (task, depth):
+            self._owner = None
+            await self.astop()
+        elif self._state == "running" and not self._entered_on(asyncio.get_running_loop()):
+            # The last block on this loop: close its connections, keep the workers.
             await self._mesh.close_loop()
-            return
-        await self.astop()
+
+    def _entered_on(self, loop: asyncio.AbstractEventLoop) -> bool:
+        return any(t is not None and t.get_loop() is loop for t in self._entries)
 
     # -- introspection ----------------------------------------------------------
 

@@ -14,6 +14,7 @@ import selectors
 import signal
 import subprocess
 import sys
+import threading
 import time
 import uuid
 from dataclasses import dataclass, field
@@ -80,9 +81,19 @@ def spawn(count: int, tags: tuple[str, ...], secret: bytes, host: str) -> list[L
                     start_new_session=True,
                     text=True,
                 )
+            except BaseException:
+                os.close(read_fd)
+                raise
             finally:
                 os.close(write_fd)
-            config = {"secret": secret.hex(), "ready_fd": write_fd, "sys_path": sys_path}
+            config = {
+                "secret": secret.hex(),
+                "ready_fd": write_fd,
+                "sys_path": sys_path,
+                # The kernel's parent-death signal follows the spawning *thread*:
+                # only the main thread outlives the pool for sure.
+                "death_signal": threading.current_thread() is threading.main_thread(),
+            }
             assert process.stdin is not None
             try:
                 process.stdin.write(json.dumps(config) + "\n")

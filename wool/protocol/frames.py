@@ -98,6 +98,8 @@ def _text(value: str) -> str:
     except UnicodeEncodeError:
         return value.encode("utf-8", "backslashreplace").decode()
     return value
+
+
 _LENGTH = struct.Struct(">I")
 
 

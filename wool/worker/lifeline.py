@@ -18,9 +18,14 @@ from collections.abc import Callable
 _PR_SET_PDEATHSIG = 1
 
 
-def bind_to_parent(owner_pid: int) -> None:
-    """Ask the kernel for SIGTERM when the parent dies; exit now if it already has."""
-    if sys.platform.startswith("linux"):
+def bind_to_parent(owner_pid: int, death_signal: bool = True) -> None:
+    """Ask the kernel for SIGTERM when the parent dies; exit now if it already has.
+
+    Linux sends that signal when the spawning *thread* ends, so a pool started
+    from another thread passes ``death_signal=False`` and relies on the
+    control pipe alone.
+    """
+    if death_signal and sys.platform.startswith("linux"):
         try:
             libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
             libc.prctl(_PR_SET_PDEATHSIG, signal.SIGTERM, 0, 0, 0)

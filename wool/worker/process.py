@@ -116,11 +116,11 @@ async def serve(args: argparse.Namespace, config: dict[str, Any], report: Any | 
 def main(argv: list[str] | None = None) -> None:
     args = _parse(argv)
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # a kernel interrupt is not for workers
-    lifeline.bind_to_parent(args.owner)
     line = sys.stdin.readline()
     if not line:
         os._exit(0)
     config = json.loads(line)
+    lifeline.bind_to_parent(args.owner, config.get("death_signal", True))
     for entry in reversed(config.get("sys_path", [])):
         if entry not in sys.path:
             sys.path.insert(0, entry)
