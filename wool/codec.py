@@ -199,7 +199,7 @@ def importable(routine: Routine) -> bool:
     if "<locals>" in routine.__qualname__:
         return False
     try:
-        return lookup(routine.__module__, routine.__qualname__) is routine
+        return lookup(routine.__module__, routine.__qualname__).uid == routine.uid
     except Exception:
         return False
 

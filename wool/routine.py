@@ -128,6 +128,7 @@ class Routine(Generic[P, R]):
         ``tags`` restricts them to workers carrying every tag. Either raises
         ``NoWorkersAvailable`` when no live worker matches.
         """
+        _ = self.importable  # decided once, on the original, before the clone copies it
         clone = object.__new__(type(self))
         clone.__dict__.update(self.__dict__)
         clone.timeout = timeout

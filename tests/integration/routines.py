@@ -248,3 +248,28 @@ async def raise_with_surrogate() -> None:
 @wool.routine
 async def print_surrogate() -> None:
     print(os.fsdecode(b"caf" + bytes([0xE9])))
+
+
+@wool.routine
+async def slow_steps(steps: int, seconds: float):
+    for i in range(steps):
+        await asyncio.sleep(seconds)
+        yield i
+
+
+@wool.routine
+async def time_left_in_stream():
+    yield wool.task.time_left(None)
+
+
+@wool.routine
+async def failing_cleanup():
+    try:
+        yield 1
+    finally:
+        raise RuntimeError("cleanup failed")
+
+
+@wool.routine
+async def only_through_options(x: int) -> int:
+    return x * 10

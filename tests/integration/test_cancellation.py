@@ -101,3 +101,35 @@ async def test_output_printed_while_unwinding_reaches_the_callers_handler(
             await call
         await until(lambda: "cleaning up\n" in "".join(received), 5, "the finally's print")
     assert "".join(received) == "started\ncleaning up\n"
+
+
+async def test_a_deadline_bounds_a_whole_stream_not_each_step(pool: wool.WorkerPool) -> None:
+    async with pool:
+        received: list[int] = []
+        started = asyncio.get_running_loop().time()
+        with pytest.raises(wool.DispatchTimeout), wool.timeout(0.5):
+            async for i in routines.slow_steps(6, 0.2):
+                received.append(i)
+        assert asyncio.get_running_loop().time() - started < 1.0
+        assert received == [0, 1]
+        with wool.timeout(5):
+            (left,) = [x async for x in routines.time_left_in_stream()]
+        assert left is not None and 0 < left <= 5, "calls inside a stream inherit its deadline"
+
+
+async def test_a_stream_called_after_its_deadline_is_not_sent(pool: wool.WorkerPool) -> None:
+    async with pool:
+        before = (await pool.statistics()).executed.started
+        with wool.timeout(0.01):
+            await asyncio.sleep(0.05)
+            with pytest.raises(wool.DispatchTimeout, match="after its deadline"):
+                [i async for i in routines.count(3)]
+        assert (await pool.statistics()).executed.started == before
+
+
+async def test_an_error_in_the_remote_finally_comes_out_of_aclose(pool: wool.WorkerPool) -> None:
+    async with pool:
+        stream = routines.failing_cleanup()
+        assert await anext(stream) == 1
+        with pytest.raises(RuntimeError, match="cleanup failed"):
+            await stream.aclose()

@@ -115,3 +115,10 @@ async def test_routines_in_a_dynamic_module_go_by_value(pool: wool.WorkerPool) -
 async def test_importable_routines_go_by_reference() -> None:
     assert routines.add.importable
     assert routines.Greeter.greet.importable
+
+
+async def test_options_on_a_fresh_routine_still_go_by_reference(pool: wool.WorkerPool) -> None:
+    clone = routines.only_through_options.options(timeout=5)
+    assert clone.importable and routines.only_through_options.importable
+    async with pool:
+        assert await clone(4) == 40

@@ -98,53 +98,60 @@ def _settle(conn: Connection, routine: Routine, outcome: Outcome) -> None:
 
 async def _wait(
     waiter: asyncio.Future[Outcome],
-    seconds: float | None,
+    deadline: float,
     conn: Connection,
     call: int,
     routine: Routine,
 ) -> Outcome:
+    """The outcome, or DispatchTimeout (and a remote cancel) once ``deadline`` passes."""
     __tracebackhide__ = True
     try:
-        if seconds is None:
-            return await waiter
-        async with asyncio.timeout(seconds):
+        async with asyncio.timeout_at(_loop_time(deadline)):
             return await waiter
     except TimeoutError:
-        if not waiter.done() or waiter.cancelled():
-            conn.cancel(call)
-            raise DispatchTimeout(
-                f"{routine.__qualname__}() ran past its {seconds:.3g}s deadline on "
-                f"{conn.describe()} and was cancelled there"
-            ) from None
-        raise
+        if waiter.done() and not waiter.cancelled():
+            return waiter.result()  # it arrived as the deadline passed: keep it
+        conn.cancel(call)
+        raise DispatchTimeout(
+            f"{routine.__qualname__}() ran past its deadline on {conn.describe()} "
+            "and was cancelled there"
+        ) from None
     except asyncio.CancelledError:
         conn.cancel(call)
         raise
+
+
+def _loop_time(deadline: float) -> float:
+    """A time.monotonic() deadline on the running loop's clock."""
+    return asyncio.get_running_loop().time() + (deadline - time.monotonic())
+
+
+def _deadline(routine: Routine, timeout: float | None) -> float | None:
+    """When a new call must be done (monotonic), or None; raises if already past."""
+    seconds = task.time_left(timeout)
+    if seconds is None:
+        return None
+    if seconds <= 0:
+        raise DispatchTimeout(f"{routine.__qualname__}() was called after its deadline passed")
+    return time.monotonic() + seconds
 
 
 async def call(routine: Routine, args: tuple, kwargs: dict, timeout: float | None) -> Any:
     """Run ``routine(*args, **kwargs)`` on a peer and return its result."""
     __tracebackhide__ = True
     mesh = context.current(routine.__qualname__)
+    deadline = _deadline(routine, timeout)
     data = codec.encode_call(routine.__qualname__, args, kwargs)
-    seconds = task.time_left(timeout)
-    if seconds is not None and seconds <= 0:
-        raise DispatchTimeout(f"{routine.__qualname__}() was called after its deadline passed")
-    if routine.worker is None and not routine.tags:
-        conn, peer = mesh.pick()
-        if conn is None:
-            conn = await mesh.open_to(peer)
-    else:
-        conn = await mesh.connection_matching(routine.worker, routine.tags)
+    conn = await _connect(mesh, routine)
     counters = mesh.dispatched
-    call_id, waiter = conn.dispatch(routine, data, seconds, _parent(), _sink())
+    call_id, waiter = conn.dispatch(routine, data, _left(deadline), _parent(), _sink())
     counters.started += 1
     started = time.perf_counter_ns()
     try:
-        if seconds is None:
+        if deadline is None:
             outcome = await waiter
         else:
-            outcome = await _wait(waiter, seconds, conn, call_id, routine)
+            outcome = await _wait(waiter, deadline, conn, call_id, routine)
     except asyncio.CancelledError:
         conn.cancel(call_id)
         counters.cancelled += 1
@@ -167,17 +174,20 @@ async def stream(
     """Drive a remote async generator one step per request, as if it were local."""
     __tracebackhide__ = True
     mesh = context.current(routine.__qualname__)
+    deadline = _deadline(routine, timeout)
     data = codec.encode_call(routine.__qualname__, args, kwargs)
-    seconds = task.time_left(timeout)
     conn = await _connect(mesh, routine)
     counters = mesh.dispatched
-    call_id, waiter = conn.dispatch(routine, data, seconds, _parent(), _sink())
+    call_id, waiter = conn.dispatch(routine, data, _left(deadline), _parent(), _sink())
     counters.started += 1
     started = time.perf_counter_ns()
     finished = False
     try:
         while True:
-            outcome = await _wait(waiter, seconds, conn, call_id, routine)
+            if deadline is None:
+                outcome = await _await_step(waiter, conn, call_id)
+            else:
+                outcome = await _wait(waiter, deadline, conn, call_id, routine)
             if outcome.kind != YIELD:
                 finished = True
                 if outcome.kind == STOP:
@@ -205,7 +215,7 @@ async def stream(
     except GeneratorExit:
         finished = True
         counters.completed += 1
-        await _close_remote(conn, call_id)
+        await _close_remote(conn, call_id, routine)
         raise
     except BaseException:
         finished = True
@@ -216,13 +226,32 @@ async def stream(
             conn.cancel(call_id)
 
 
-async def _close_remote(conn: Connection, call_id: int) -> None:
-    """Ask the remote generator to close and wait (bounded) until its finally has run."""
+async def _await_step(waiter: asyncio.Future[Outcome], conn: Connection, call: int) -> Outcome:
+    try:
+        return await waiter
+    except asyncio.CancelledError:
+        conn.cancel(call)
+        raise
+
+
+def _left(deadline: float | None) -> float | None:
+    return None if deadline is None else max(deadline - time.monotonic(), 1e-3)
+
+
+async def _close_remote(conn: Connection, call_id: int, routine: Routine) -> None:
+    """Close the remote generator and wait (bounded) until its finally has run.
+
+    An exception its ``finally`` raises comes back out of ``aclose()``.
+    """
+    __tracebackhide__ = True
     waiter = conn.close_stream(call_id)
     if waiter is None:
         return
     try:
         async with asyncio.timeout(CLOSE_WAIT):
-            await waiter
+            outcome = await waiter
     except (TimeoutError, WorkerLost):
         conn.cancel(call_id)
+        return
+    if outcome.kind == RAISE:
+        _settle(conn, routine, outcome)

@@ -165,7 +165,7 @@ class Executor:
                         result = await routine.function(*args, **kwargs)
                     except TimeoutError:
                         if scope.expired():
-                            raise _deadline(routine, frame.timeout) from None
+                            raise _deadline(routine) from None
                         raise
             else:
                 result = await routine.function(*args, **kwargs)
@@ -198,7 +198,8 @@ class Executor:
         counters = self.executed
         counters.started += 1
         started = time.perf_counter_ns()
-        task.enter(identity, 0)
+        task.enter(identity, frame.timeout)
+        deadline = time.monotonic() + frame.timeout if frame.timeout else 0.0
         lines = self._capture(session, call) if frame.capture_output else None
 
         def reply(outcome: Outcome) -> None:
@@ -217,7 +218,7 @@ class Executor:
                         await agen.aclose()
                         value, kind = None, STOP
                     else:
-                        value, kind = await self._step(agen, step, routine, frame.timeout), YIELD
+                        value, kind = await self._step(agen, step, routine, deadline), YIELD
                 except StopAsyncIteration:
                     value, kind = None, STOP
                 if kind == STOP:
@@ -248,21 +249,24 @@ class Executor:
         return lines
 
     @staticmethod
-    async def _step(agen: Any, step: Resume, routine: Routine, seconds: float) -> Any:
+    async def _step(agen: Any, step: Resume, routine: Routine, deadline: float) -> Any:
+        """One step of a remote generator; ``deadline`` (monotonic, 0 = none) bounds the stream."""
         if step.kind == THROW:
             awaitable = agen.athrow(codec.decode_value(step.value))
         elif step.kind == SEND:
             awaitable = agen.asend(codec.decode_value(step.value))
         else:
             awaitable = agen.__anext__()
-        if not seconds:
+        if not deadline:
             return await awaitable
-        async with asyncio.timeout(seconds) as scope:
+        async with asyncio.timeout(deadline - time.monotonic()) as scope:
             try:
                 return await awaitable
             except TimeoutError:
                 if scope.expired():
-                    raise _deadline(routine, seconds) from None
+                    raise DispatchTimeout(
+                        f"{routine.__qualname__}() ran past its deadline"
+                    ) from None
                 raise
 
 
@@ -308,8 +312,8 @@ class _Lines:
         self._parts.clear()
 
 
-def _deadline(routine: Routine, seconds: float) -> DispatchTimeout:
-    return DispatchTimeout(f"{routine.__qualname__}() ran past its {seconds:.3g}s deadline")
+def _deadline(routine: Routine) -> DispatchTimeout:
+    return DispatchTimeout(f"{routine.__qualname__}() ran past its deadline")
 
 
 async def _quietly_close(agen: Any) -> None:
