@@ -226,7 +226,3 @@ class ProcessUsage:
         except (OSError, ValueError, IndexError):
             pass
         return percent, rss, now - self._started
-
-
-def now_ns() -> int:
-    return time.perf_counter_ns()

@@ -42,7 +42,8 @@ def timeout(seconds: float | None) -> Iterator[None]:
 
     Nested blocks keep the nearer deadline; the deadline travels with each
     call, so nested calls on workers inherit what is left of it. A call that
-    runs past it raises ``wool.DispatchTimeout`` and is cancelled remotely.
+    runs past it raises ``wool.DispatchTimeout`` and is cancelled remotely; for
+    an async generator the deadline bounds the whole stream, not each step.
     """
     if seconds is None:
         yield

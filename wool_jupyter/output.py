@@ -21,8 +21,8 @@ Each cell gets its own :class:`CellOutput` (a context variable set from a
 * line prefixes for cells run on every peer (``%%wool --all``): text written
   while :func:`peer_label` is set has each line prefixed with ``[label]``.
 
-The handler never raises: wool treats an exception from an output handler
-as a broken connection, and a display problem must not cost a call.
+The handler never raises: wool would only log it and drop that output, and
+a display problem should neither lose text silently nor cost a call.
 """
 
 import asyncio

@@ -48,7 +48,6 @@ class MeshClient:
         self._lock = threading.Lock()
         self._sync_channels: dict[str, grpc.Channel] = {}
         self._turn = 0
-        self._peers_known = threading.Event()
 
     # -- membership -------------------------------------------------------------
 
@@ -57,7 +56,6 @@ class MeshClient:
         with self._lock:
             self._records = {p.id: p for p in peers}
             self._live = tuple(p for p in self._records.values() if p.id not in self._lost)
-        self._peers_known.set()
 
     def mark_lost(self, peer_id: str, reason: str) -> None:
         with self._lock:
@@ -74,9 +72,6 @@ class MeshClient:
 
     def lost_reason(self, peer_id: str) -> str | None:
         return self._lost.get(peer_id)
-
-    def wait_for_peers(self, timeout: float) -> bool:
-        return self._peers_known.wait(timeout)
 
     # -- connections ------------------------------------------------------------
 
@@ -229,9 +224,6 @@ class MeshClient:
             *(ch.close(grace=None) for ch in channels.values()),
             return_exceptions=True,
         )
-
-    def loops(self) -> list[asyncio.AbstractEventLoop]:
-        return list(self._loops.keys())
 
     # -- statistics ---------------------------------------------------------------
 

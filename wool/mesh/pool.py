@@ -283,10 +283,6 @@ class WorkerPool:
         return f"<wool.WorkerPool {self._state} workers={self.size} tags={list(self.tags)}>"
 
 
-def default_pool_running() -> bool:
-    return context.get_default() is not None
-
-
 @atexit.register
 def _stop_all() -> None:
     for pool in list(_running):

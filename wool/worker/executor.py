@@ -43,16 +43,13 @@ class Session:
 
     def __init__(self, number: int, write: Write) -> None:
         self.number = number
-        self.writer = FrameWriter(write, self._write_failed)
+        # A failed write means the caller is gone; the stream's reader then ends the session.
+        self.writer = FrameWriter(write, lambda exc: None)
         self.tasks: dict[int, asyncio.Task] = {}
         self.resumes: dict[int, asyncio.Queue[Resume]] = {}
-        self.closed = False
 
     def emit(self, frame: Frame) -> None:
         self.writer.send(frame)
-
-    def _write_failed(self, exc: BaseException) -> None:
-        self.closed = True  # the caller is gone; the stream's reader ends the session
 
 
 def _raise_frame(call: int, exc: BaseException) -> Outcome:
@@ -87,7 +84,6 @@ class Executor:
 
     def drop(self, session: Session) -> None:
         """The caller's stream ended: nobody is left to answer, so stop its work."""
-        session.closed = True
         session.writer.close()
         for running in list(session.tasks.values()):
             running.cancel()
@@ -274,7 +270,9 @@ class _Lines:
     """One call's captured output, sent a line (or 8 KiB) at a time, flushed before outcomes.
 
     Whole lines keep the output of several peers from interleaving mid-line
-    at the caller; threads the routine started hand their writes over.
+    at the caller. Capture follows the routine's context: its tasks and
+    threads started with a copy of it (``asyncio.to_thread``) are captured;
+    a bare ``threading.Thread`` prints to the worker's own stdout.
     """
 
     __slots__ = ("_call", "_home", "_loop", "_parts", "_session")
