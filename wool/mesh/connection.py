@@ -64,12 +64,21 @@ class OpenCancelled(WorkerLost):
 
 
 class PendingCall:
-    """Caller-side state of one dispatch: what was sent and who waits for the answer."""
+    """Caller-side state of one dispatch: who waits for the answer, and what to resend.
+
+    ``frame`` is kept only for routines shipped by value, the one case where
+    a worker may ask for it again (NeedCode); other calls don't hold on to
+    their arguments while they run.
+    """
 
     __slots__ = ("frame", "routine", "sink", "waiter")
 
     def __init__(
-        self, frame: Dispatch, routine: Routine, waiter: asyncio.Future, sink: OutputSink | None
+        self,
+        frame: Dispatch | None,
+        routine: Routine,
+        waiter: asyncio.Future,
+        sink: OutputSink | None,
     ) -> None:
         self.frame = frame
         self.routine = routine
@@ -194,7 +203,8 @@ class Connection:
                 routine.generator, timeout or 0.0, parent, sink is not None,
             )  # fmt: skip
         waiter: asyncio.Future[Outcome] = self._loop.create_future()
-        self.pending[call] = PendingCall(frame, routine, waiter, sink)
+        kept = None if routine.importable else frame
+        self.pending[call] = PendingCall(kept, routine, waiter, sink)
         self._send(frame)
         return call, waiter
 
@@ -268,7 +278,7 @@ class Connection:
 
     def _resend_with_code(self, request: NeedCode) -> None:
         entry = self.pending.get(request.call)
-        if entry is None:
+        if entry is None or entry.frame is None:
             return
         ref = entry.routine.by_value()
         entry.frame.code = ref.code

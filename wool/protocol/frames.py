@@ -176,11 +176,11 @@ def decode(data: bytes) -> list[Frame]:
     offset = 4 + length
     if offset > size:
         raise ProtocolError(f"envelope of {length} bytes overruns a {size}-byte message")
+    view = memoryview(data)
     try:
-        envelope = _wire.Envelope.FromString(data[4:offset])
+        envelope = _wire.Envelope.FromString(view[4:offset])
     except (DecodeError, TypeError) as exc:
         raise ProtocolError(f"malformed envelope ({length} bytes): {exc}") from None
-    view = memoryview(data)
     frames: list[Frame] = []
     append = frames.append
     for wire in envelope.frames:

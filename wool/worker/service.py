@@ -93,10 +93,7 @@ class DispatchService:
         nonce = await self._gate.admit(context)
         await context.send_initial_metadata(auth.worker_proof(self._gate.secret, nonce))
 
-        async def write(data: bytes) -> None:
-            await context.write(data)
-
-        session = Session(next(self._sessions), write)
+        session = Session(next(self._sessions), context.write)
         executor = self._executor
         try:
             async for data in requests:
