@@ -98,7 +98,7 @@ def _settle(conn: Connection, routine: Routine, outcome: Outcome) -> None:
 
 async def _wait(
     waiter: asyncio.Future[Outcome],
-    deadline: float,
+    deadline: tuple[float, float],
     conn: Connection,
     call: int,
     routine: Routine,
@@ -106,15 +106,15 @@ async def _wait(
     """The outcome, or DispatchTimeout (and a remote cancel) once ``deadline`` passes."""
     __tracebackhide__ = True
     try:
-        async with asyncio.timeout_at(_loop_time(deadline)):
+        async with asyncio.timeout_at(_loop_time(deadline[0])):
             return await waiter
     except TimeoutError:
         if waiter.done() and not waiter.cancelled():
             return waiter.result()  # it arrived as the deadline passed: keep it
         conn.cancel(call)
         raise DispatchTimeout(
-            f"{routine.__qualname__}() ran past its deadline on {conn.describe()} "
-            "and was cancelled there"
+            f"{routine.__qualname__}() ran past its {deadline[1]:.3g}s deadline on "
+            f"{conn.describe()} and was cancelled there"
         ) from None
     except asyncio.CancelledError:
         conn.cancel(call)
@@ -126,14 +126,14 @@ def _loop_time(deadline: float) -> float:
     return asyncio.get_running_loop().time() + (deadline - time.monotonic())
 
 
-def _deadline(routine: Routine, timeout: float | None) -> float | None:
-    """When a new call must be done (monotonic), or None; raises if already past."""
+def _deadline(routine: Routine, timeout: float | None) -> tuple[float, float] | None:
+    """(monotonic time a new call must be done by, its budget), or None; raises if past."""
     seconds = task.time_left(timeout)
     if seconds is None:
         return None
     if seconds <= 0:
         raise DispatchTimeout(f"{routine.__qualname__}() was called after its deadline passed")
-    return time.monotonic() + seconds
+    return time.monotonic() + seconds, seconds
 
 
 async def call(routine: Routine, args: tuple, kwargs: dict, timeout: float | None) -> Any:
@@ -234,8 +234,8 @@ async def _await_step(waiter: asyncio.Future[Outcome], conn: Connection, call: i
         raise
 
 
-def _left(deadline: float | None) -> float | None:
-    return None if deadline is None else max(deadline - time.monotonic(), 1e-3)
+def _left(deadline: tuple[float, float] | None) -> float | None:
+    return None if deadline is None else max(deadline[0] - time.monotonic(), 1e-3)
 
 
 async def _close_remote(conn: Connection, call_id: int, routine: Routine) -> None:
