@@ -103,6 +103,15 @@ def _text(value: str) -> str:
 _LENGTH = struct.Struct(">I")
 
 
+def _out_of_line(wire: _wire.Frame, payload: Payload, blobs: list[Payload]) -> bool:
+    """Carry a large payload after the envelope; True when it should go inline instead."""
+    if len(payload) > INLINE_MAX:
+        wire.trailing = len(payload)
+        blobs.append(payload)
+        return False
+    return bool(payload)
+
+
 def encode(frames: list[Frame]) -> bytes:
     """One gRPC message: length-prefixed envelope, then large payloads out of line."""
     envelope = _wire.Envelope()
@@ -113,12 +122,8 @@ def encode(frames: list[Frame]) -> bytes:
         if type(frame) is Outcome:
             out = wire.outcome
             out.kind = frame.kind
-            value = frame.value
-            if len(value) > INLINE_MAX:
-                wire.trailing = len(value)
-                blobs.append(value)
-            elif value:
-                out.value = bytes(value)
+            if _out_of_line(wire, frame.value, blobs):
+                out.value = bytes(frame.value)
             if frame.kind == RAISE:
                 out.error_type = _text(frame.error_type)
                 out.error_message = _text(frame.error_message)
@@ -133,10 +138,7 @@ def encode(frames: list[Frame]) -> bytes:
                 ref.uid = frame.uid
                 if frame.code:
                     ref.code = frame.code
-            if len(frame.args) > INLINE_MAX:
-                wire.trailing = len(frame.args)
-                blobs.append(frame.args)
-            else:
+            if _out_of_line(wire, frame.args, blobs):
                 d.args = bytes(frame.args)
             d.generator = frame.generator
             d.timeout = frame.timeout
@@ -144,10 +146,7 @@ def encode(frames: list[Frame]) -> bytes:
             d.capture_output = frame.capture_output
         elif type(frame) is Resume:
             wire.resume.kind = frame.kind
-            if len(frame.value) > INLINE_MAX:
-                wire.trailing = len(frame.value)
-                blobs.append(frame.value)
-            else:
+            if _out_of_line(wire, frame.value, blobs):
                 wire.resume.value = bytes(frame.value)
         elif type(frame) is Cancel:
             wire.cancel.SetInParent()
