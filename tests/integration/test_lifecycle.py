@@ -14,6 +14,7 @@ import routines
 from support import alive, wait_until
 
 import wool
+import wool.tuning
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -61,6 +62,15 @@ async def test_worker_command_line_says_whose_wool_worker_it_is() -> None:
     assert cmdline[cmdline.index("--owner") + 1] == str(os.getpid())
     assert cmdline[cmdline.index("--id") + 1] == worker.id
     assert "--secret" not in " ".join(cmdline)
+
+
+async def test_workers_run_with_the_tuned_grpc_settings(monkeypatch) -> None:
+    monkeypatch.delenv("GRPC_EXPERIMENTS", raising=False)
+    async with wool.WorkerPool(spawn=1) as pool:
+        (worker,) = pool.workers
+        env = psutil.Process(worker.pid).environ()
+        assert await routines.add(2, 3) == 5
+    assert env["GRPC_EXPERIMENTS"] == wool.tuning.GRPC_EXPERIMENTS
 
 
 async def test_pool_exit_stops_every_worker_promptly() -> None:
