@@ -80,6 +80,39 @@ async def test_pool_exit_stops_every_worker_promptly() -> None:
     assert not any(alive(p) for p in pids)
 
 
+def test_pool_exit_prints_nothing_on_stderr(tmp_path) -> None:
+    """Workers stopping with a stream open and a routine running stay quiet."""
+    script = tmp_path / "quiet.py"
+    script.write_text(
+        textwrap.dedent(
+            """
+            import asyncio, routines, wool
+
+            async def main():
+                for _ in range(5):
+                    async with wool.WorkerPool(spawn=2):
+                        for _ in range(50):
+                            await routines.noop()
+                        running = asyncio.create_task(routines.pid_then_sleep(30))
+                        await asyncio.sleep(0.05)
+                    try:
+                        await running
+                    except wool.WorkerLost:
+                        pass
+
+            asyncio.run(main())
+            """
+        )
+    )
+    here = os.path.dirname(routines.__file__)
+    env = {**os.environ, "PYTHONPATH": here + os.pathsep + os.environ.get("PYTHONPATH", "")}
+    out = subprocess.run(
+        [sys.executable, str(script)], capture_output=True, text=True, timeout=60, env=env
+    )
+    assert out.returncode == 0, out.stderr
+    assert out.stderr == ""
+
+
 def test_interpreter_exit_stops_a_default_pool(tmp_path) -> None:
     script = tmp_path / "exit.py"
     script.write_text(

@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import threading
 import time
+import types
 from typing import Any
 
 from wool import codec, task
@@ -89,10 +90,14 @@ class Executor:
             running.cancel()
 
     def cancel_all(self) -> None:
-        """Cancel every task on the routine loop but the caller's (shutdown)."""
+        """Cancel routines and the tasks they started (shutdown), so their ``finally`` runs.
+
+        gRPC's own tasks (compiled coroutines) are left to the server's stop:
+        cancelling them from outside makes gRPC print tracebacks.
+        """
         me = asyncio.current_task()
         for running in asyncio.all_tasks(self.loop):
-            if running is not me:
+            if running is not me and isinstance(running.get_coro(), types.CoroutineType):
                 running.cancel()
 
     def _resolve(self, session: Session, frame: Dispatch) -> Routine | None:
