@@ -75,6 +75,15 @@ async def ticker(marker: str):
         pathlib.Path(marker).write_text("finally ran")
 
 
+@wool.routine
+async def yield_unpicklable(marker: str):
+    """Yields something that cannot be pickled; records that its finally ran."""
+    try:
+        yield (i for i in range(3))
+    finally:
+        pathlib.Path(marker).write_text("finally ran")
+
+
 class Boom(Exception):
     """A user exception with a custom field."""
 

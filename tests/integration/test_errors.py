@@ -11,7 +11,7 @@ import traceback
 
 import pytest
 import routines
-from support import alive
+from support import alive, until
 
 import wool
 
@@ -62,6 +62,18 @@ async def test_unpicklable_argument_fails_before_sending(pool: wool.WorkerPool) 
             await routines.echo(sock)
         after = (await pool.statistics()).executed.started
     assert after == before, "nothing was dispatched"
+
+
+async def test_unpicklable_yield_fails_the_stream_and_closes_the_generator(
+    pool: wool.WorkerPool, tmp_path
+) -> None:
+    marker = tmp_path / "closed"
+    async with pool:
+        stream = routines.yield_unpicklable(str(marker))
+        with pytest.raises(wool.SerializationError):
+            await anext(stream)
+        await until(marker.exists, 5, "the generator's finally on the worker")
+        assert await routines.add(1, 1) == 2
 
 
 async def test_worker_killed_mid_call_raises_within_a_second_and_pool_serves_on() -> None:

@@ -211,7 +211,6 @@ class Executor:
         queue = session.resumes[call]
         agen = routine.function(*args, **kwargs)
         step: Resume = Resume(call, 0)
-        finished = False
         try:
             while True:
                 try:
@@ -223,7 +222,6 @@ class Executor:
                 except StopAsyncIteration:
                     value, kind = None, STOP
                 if kind == STOP:
-                    finished = True
                     counters.completed += 1
                     counters.latency.add(time.perf_counter_ns() - started)
                     reply(Outcome(call, STOP))
@@ -234,14 +232,14 @@ class Executor:
             counters.cancelled += 1
             reply(Outcome(call, CANCELLED))
         except BaseException as exc:
-            finished = True
             counters.failed += 1
             reply(_raise_frame(call, exc))
         finally:
             session.tasks.pop(call, None)
             session.resumes.pop(call, None)
-            if not finished:
-                await _quietly_close(agen)
+            # A no-op once the generator has finished; otherwise (cancelled, or a
+            # value it yielded could not be sent) its finally runs now, not at GC.
+            await _quietly_close(agen)
 
     def _capture(self, session: Session, call: int) -> _Lines:
         """Send this task's print() output to the caller, a line at a time."""
