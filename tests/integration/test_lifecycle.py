@@ -2,16 +2,18 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
 import signal
 import subprocess
 import sys
 import textwrap
+import threading
 
 import psutil
 import pytest
 import routines
-from support import alive, wait_until
+from support import alive, until, wait_until
 
 import wool
 import wool.tuning
@@ -111,6 +113,29 @@ def test_pool_exit_prints_nothing_on_stderr(tmp_path) -> None:
     )
     assert out.returncode == 0, out.stderr
     assert out.stderr == ""
+
+
+async def test_stop_while_starting_stops_the_workers_and_fails_the_start(monkeypatch) -> None:
+    from wool.mesh import spawn
+
+    stopped = threading.Event()
+    real_wait_ready = spawn.wait_ready
+
+    def wait_ready_after_stop(*args: object, **kwargs: object) -> None:
+        assert stopped.wait(30), "the test never stopped the pool"
+        real_wait_ready(*args, **kwargs)
+
+    monkeypatch.setattr(spawn, "wait_ready", wait_ready_after_stop)
+    pool = wool.WorkerPool(spawn=2)
+    starting = asyncio.create_task(pool.astart())
+    await until(lambda: len(pool.workers) == 2, 10, "the workers to be spawned")
+    pids = [w.pid for w in pool.workers]
+    await asyncio.to_thread(pool.stop)
+    stopped.set()
+    with pytest.raises(RuntimeError, match="stopped while it was starting"):
+        await starting
+    assert not pool.running
+    assert not any(alive(p) for p in pids)
 
 
 def test_interpreter_exit_stops_a_default_pool(tmp_path) -> None:

@@ -137,12 +137,18 @@ class WorkerPool:
         return [r for r in records if wanted.issubset(r.tags)]
 
     def stop(self) -> None:
-        """Stop every worker (bounded) and close this pool's connections."""
+        """Stop every worker (bounded) and close this pool's connections.
+
+        A pool still starting (``astart`` waiting for its workers) stops too:
+        its workers are stopped here and ``astart`` raises.
+        """
         with self._lock:
-            if self._state != "running":
-                self._state = "stopped"
-                return
-            self._state = "stopped"
+            state, self._state = self._state, "stopped"
+        if state == "starting":
+            self._stop_processes()
+            return
+        if state != "running":
+            return
         if self._default and context.get_default() is self._mesh:
             context.set_default(None)
         self._mesh.close_sync()
@@ -160,12 +166,21 @@ class WorkerPool:
                 self._state = "starting"
             try:
                 await asyncio.to_thread(self._await_ready)
-            except BaseException:
-                await asyncio.to_thread(self._stop_processes)
+            except BaseException as exc:
+                stopped = self._state == "stopped"
                 self._state = "stopped"
+                await asyncio.to_thread(self._stop_processes)
+                if stopped and isinstance(exc, Exception):
+                    raise RuntimeError("the pool was stopped while it was starting") from exc
                 raise
-            self._state = "running"
-            _running.add(self)
+            with self._lock:
+                stopped = self._state == "stopped"
+                if not stopped:
+                    self._state = "running"
+                    _running.add(self)
+            if stopped:
+                await asyncio.to_thread(self._stop_processes)
+                raise RuntimeError("the pool was stopped while it was starting")
         elif self._state != "running":
             raise RuntimeError(f"cannot start a pool that is {self._state}")
         if default:
