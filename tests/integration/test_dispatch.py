@@ -27,6 +27,16 @@ async def test_calls_spread_over_both_workers(pool: wool.WorkerPool) -> None:
     assert set(pids) == {w.pid for w in pool.workers}
 
 
+async def test_calls_made_one_after_another_stay_on_one_warm_worker(
+    pool: wool.WorkerPool,
+) -> None:
+    async with pool:
+        pids = [await routines.whoami() for _ in range(20)]
+        assert len(set(pids)) == 1, "an idle worker used last is used again"
+        concurrent = await asyncio.gather(*(routines.pid_then_sleep(0.05) for _ in range(8)))
+        assert set(concurrent) == {w.pid for w in pool.workers}, "concurrent calls still spread"
+
+
 async def test_values_round_trip(pool: wool.WorkerPool) -> None:
     payload = {"bytes": b"\x00" * 1024, "nested": [1, 2.5, ("x", None)], "set": {1, 2}}
     async with pool:
