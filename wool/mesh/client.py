@@ -135,9 +135,9 @@ class MeshClient:
             else:
                 conns.last = conn
                 return conn
-            conn, peer = self.pick()
-            if conn is not None:
-                return conn
+            ready, peer = self.pick()
+            if ready is not None:
+                return ready
 
     async def connection(self) -> Connection:
         """An open connection to the live peer with the fewest calls in flight."""
@@ -235,7 +235,7 @@ class MeshClient:
     async def close_loop(self) -> None:
         """Close this loop's connections (others close with their own loops)."""
         loop = asyncio.get_running_loop()
-        conns = self._loops.pop(loop, {})
+        conns = self._loops.pop(loop, _LoopConnections())
         channels = self._control.pop(loop, {})
         await asyncio.gather(
             *(c.close() for c in conns.values()),
