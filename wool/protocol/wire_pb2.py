@@ -24,7 +24,7 @@ _sym_db = _symbol_database.Default()
 
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x18wool/protocol/wire.proto\x12\x07wool.v1\"*\n\x08\x45nvelope\x12\x1e\n\x06\x66rames\x18\x01 \x03(\x0b\x32\x0e.wool.v1.Frame\"\x8c\x02\n\x05\x46rame\x12\x0c\n\x04\x63\x61ll\x18\x01 \x01(\x04\x12\x10\n\x08trailing\x18\x08 \x01(\x04\x12%\n\x08\x64ispatch\x18\x02 \x01(\x0b\x32\x11.wool.v1.DispatchH\x00\x12!\n\x06resume\x18\x03 \x01(\x0b\x32\x0f.wool.v1.ResumeH\x00\x12!\n\x06\x63\x61ncel\x18\x04 \x01(\x0b\x32\x0f.wool.v1.CancelH\x00\x12#\n\x07outcome\x18\x05 \x01(\x0b\x32\x10.wool.v1.OutcomeH\x00\x12&\n\tneed_code\x18\x06 \x01(\x0b\x32\x11.wool.v1.NeedCodeH\x00\x12!\n\x06output\x18\x07 \x01(\x0b\x32\x0f.wool.v1.OutputH\x00\x42\x06\n\x04\x62ody\"Y\n\nRoutineRef\x12\x0e\n\x06module\x18\x01 \x01(\t\x12\x10\n\x08qualname\x18\x02 \x01(\t\x12\x0e\n\x06\x64igest\x18\x03 \x01(\x0c\x12\x0c\n\x04\x63ode\x18\x04 \x01(\x0c\x12\x0b\n\x03uid\x18\x05 \x01(\t\"\x8a\x01\n\x08\x44ispatch\x12$\n\x07routine\x18\x01 \x01(\x0b\x32\x13.wool.v1.RoutineRef\x12\x0c\n\x04\x61rgs\x18\x02 \x01(\x0c\x12\x11\n\tgenerator\x18\x03 \x01(\x08\x12\x0f\n\x07timeout\x18\x04 \x01(\x01\x12\x0e\n\x06parent\x18\x05 \x01(\t\x12\x16\n\x0e\x63\x61pture_output\x18\x06 \x01(\x08\"m\n\x06Resume\x12\"\n\x04kind\x18\x01 \x01(\x0e\x32\x14.wool.v1.Resume.Kind\x12\r\n\x05value\x18\x02 \x01(\x0c\"0\n\x04Kind\x12\x08\n\x04NEXT\x10\x00\x12\x08\n\x04SEND\x10\x01\x12\t\n\x05THROW\x10\x02\x12\t\n\x05\x43LOSE\x10\x03\"\x08\n\x06\x43\x61ncel\"\xbe\x01\n\x07Outcome\x12#\n\x04kind\x18\x01 \x01(\x0e\x32\x15.wool.v1.Outcome.Kind\x12\r\n\x05value\x18\x02 \x01(\x0c\x12\x12\n\nerror_type\x18\x03 \x01(\t\x12\x15\n\rerror_message\x18\x04 \x01(\t\x12\x11\n\ttraceback\x18\x05 \x01(\t\"A\n\x04Kind\x12\n\n\x06RETURN\x10\x00\x12\t\n\x05YIELD\x10\x01\x12\t\n\x05RAISE\x10\x02\x12\x08\n\x04STOP\x10\x03\x12\r\n\tCANCELLED\x10\x04\"\x1a\n\x08NeedCode\x12\x0e\n\x06\x64igest\x18\x01 \x01(\x0c\"`\n\x06Output\x12&\n\x06stream\x18\x01 \x01(\x0e\x32\x16.wool.v1.Output.Stream\x12\x0c\n\x04text\x18\x02 \x01(\t\" \n\x06Stream\x12\n\n\x06STDOUT\x10\x00\x12\n\n\x06STDERR\x10\x01\"\x0e\n\x0cStatsRequest\"\xd4\x01\n\x08\x43ounters\x12\x0f\n\x07started\x18\x01 \x01(\x04\x12\x11\n\tcompleted\x18\x02 \x01(\x04\x12\x0e\n\x06\x66\x61iled\x18\x03 \x01(\x04\x12\x11\n\tcancelled\x18\x04 \x01(\x04\x12/\n\x07\x62uckets\x18\x05 \x03(\x0b\x32\x1e.wool.v1.Counters.BucketsEntry\x12\x10\n\x08total_ns\x18\x06 \x01(\x04\x12\x0e\n\x06max_ns\x18\x07 \x01(\x04\x1a.\n\x0c\x42ucketsEntry\x12\x0b\n\x03key\x18\x01 \x01(\r\x12\r\n\x05value\x18\x02 \x01(\x04:\x02\x38\x01\"\xf3\x01\n\nStatsReply\x12\n\n\x02id\x18\x01 \x01(\t\x12\x0f\n\x07\x61\x64\x64ress\x18\x02 \x01(\t\x12\x0b\n\x03pid\x18\x03 \x01(\r\x12\x0c\n\x04tags\x18\x04 \x03(\t\x12#\n\x08\x65xecuted\x18\x05 \x01(\x0b\x32\x11.wool.v1.Counters\x12%\n\ndispatched\x18\x06 \x01(\x0b\x32\x11.wool.v1.Counters\x12\x13\n\x0b\x63pu_percent\x18\x07 \x01(\x01\x12\x11\n\trss_bytes\x18\x08 \x01(\x04\x12\x10\n\x08uptime_s\x18\t \x01(\x01\x12\x15\n\rcode_received\x18\n \x01(\x04\x12\x10\n\x08rejected\x18\x0b \x01(\x04\"O\n\x04Peer\x12\n\n\x02id\x18\x01 \x01(\t\x12\x0f\n\x07\x61\x64\x64ress\x18\x02 \x01(\t\x12\x0b\n\x03pid\x18\x03 \x01(\r\x12\x0c\n\x04tags\x18\x04 \x03(\t\x12\x0f\n\x07\x63ontrol\x18\x05 \x01(\t\"(\n\x08PeerList\x12\x1c\n\x05peers\x18\x01 \x03(\x0b\x32\r.wool.v1.Peerb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x18wool/protocol/wire.proto\x12\x07wool.v1\"\x0e\n\x0cStatsRequest\"\xd4\x01\n\x08\x43ounters\x12\x0f\n\x07started\x18\x01 \x01(\x04\x12\x11\n\tcompleted\x18\x02 \x01(\x04\x12\x0e\n\x06\x66\x61iled\x18\x03 \x01(\x04\x12\x11\n\tcancelled\x18\x04 \x01(\x04\x12/\n\x07\x62uckets\x18\x05 \x03(\x0b\x32\x1e.wool.v1.Counters.BucketsEntry\x12\x10\n\x08total_ns\x18\x06 \x01(\x04\x12\x0e\n\x06max_ns\x18\x07 \x01(\x04\x1a.\n\x0c\x42ucketsEntry\x12\x0b\n\x03key\x18\x01 \x01(\r\x12\r\n\x05value\x18\x02 \x01(\x04:\x02\x38\x01\"\xf3\x01\n\nStatsReply\x12\n\n\x02id\x18\x01 \x01(\t\x12\x0f\n\x07\x61\x64\x64ress\x18\x02 \x01(\t\x12\x0b\n\x03pid\x18\x03 \x01(\r\x12\x0c\n\x04tags\x18\x04 \x03(\t\x12#\n\x08\x65xecuted\x18\x05 \x01(\x0b\x32\x11.wool.v1.Counters\x12%\n\ndispatched\x18\x06 \x01(\x0b\x32\x11.wool.v1.Counters\x12\x13\n\x0b\x63pu_percent\x18\x07 \x01(\x01\x12\x11\n\trss_bytes\x18\x08 \x01(\x04\x12\x10\n\x08uptime_s\x18\t \x01(\x01\x12\x15\n\rcode_received\x18\n \x01(\x04\x12\x10\n\x08rejected\x18\x0b \x01(\x04\"O\n\x04Peer\x12\n\n\x02id\x18\x01 \x01(\t\x12\x0f\n\x07\x61\x64\x64ress\x18\x02 \x01(\t\x12\x0b\n\x03pid\x18\x03 \x01(\r\x12\x0c\n\x04tags\x18\x04 \x03(\t\x12\x0f\n\x07\x63ontrol\x18\x05 \x01(\t\"(\n\x08PeerList\x12\x1c\n\x05peers\x18\x01 \x03(\x0b\x32\r.wool.v1.Peerb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -33,40 +33,16 @@ if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
   _globals['_COUNTERS_BUCKETSENTRY']._loaded_options = None
   _globals['_COUNTERS_BUCKETSENTRY']._serialized_options = b'8\001'
-  _globals['_ENVELOPE']._serialized_start=37
-  _globals['_ENVELOPE']._serialized_end=79
-  _globals['_FRAME']._serialized_start=82
-  _globals['_FRAME']._serialized_end=350
-  _globals['_ROUTINEREF']._serialized_start=352
-  _globals['_ROUTINEREF']._serialized_end=441
-  _globals['_DISPATCH']._serialized_start=444
-  _globals['_DISPATCH']._serialized_end=582
-  _globals['_RESUME']._serialized_start=584
-  _globals['_RESUME']._serialized_end=693
-  _globals['_RESUME_KIND']._serialized_start=645
-  _globals['_RESUME_KIND']._serialized_end=693
-  _globals['_CANCEL']._serialized_start=695
-  _globals['_CANCEL']._serialized_end=703
-  _globals['_OUTCOME']._serialized_start=706
-  _globals['_OUTCOME']._serialized_end=896
-  _globals['_OUTCOME_KIND']._serialized_start=831
-  _globals['_OUTCOME_KIND']._serialized_end=896
-  _globals['_NEEDCODE']._serialized_start=898
-  _globals['_NEEDCODE']._serialized_end=924
-  _globals['_OUTPUT']._serialized_start=926
-  _globals['_OUTPUT']._serialized_end=1022
-  _globals['_OUTPUT_STREAM']._serialized_start=990
-  _globals['_OUTPUT_STREAM']._serialized_end=1022
-  _globals['_STATSREQUEST']._serialized_start=1024
-  _globals['_STATSREQUEST']._serialized_end=1038
-  _globals['_COUNTERS']._serialized_start=1041
-  _globals['_COUNTERS']._serialized_end=1253
-  _globals['_COUNTERS_BUCKETSENTRY']._serialized_start=1207
-  _globals['_COUNTERS_BUCKETSENTRY']._serialized_end=1253
-  _globals['_STATSREPLY']._serialized_start=1256
-  _globals['_STATSREPLY']._serialized_end=1499
-  _globals['_PEER']._serialized_start=1501
-  _globals['_PEER']._serialized_end=1580
-  _globals['_PEERLIST']._serialized_start=1582
-  _globals['_PEERLIST']._serialized_end=1622
+  _globals['_STATSREQUEST']._serialized_start=37
+  _globals['_STATSREQUEST']._serialized_end=51
+  _globals['_COUNTERS']._serialized_start=54
+  _globals['_COUNTERS']._serialized_end=266
+  _globals['_COUNTERS_BUCKETSENTRY']._serialized_start=220
+  _globals['_COUNTERS_BUCKETSENTRY']._serialized_end=266
+  _globals['_STATSREPLY']._serialized_start=269
+  _globals['_STATSREPLY']._serialized_end=512
+  _globals['_PEER']._serialized_start=514
+  _globals['_PEER']._serialized_end=593
+  _globals['_PEERLIST']._serialized_start=595
+  _globals['_PEERLIST']._serialized_end=635
 # @@protoc_insertion_point(module_scope)
