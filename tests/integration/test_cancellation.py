@@ -36,6 +36,28 @@ async def test_cancelling_the_caller_cancels_the_remote_routine(
         assert await routines.add(1, 1) == 2, "the stream is still usable"
 
 
+async def test_cancelling_the_call_reading_the_stream_spares_the_others_on_it(
+    pool: wool.WorkerPool, tmp_path: pathlib.Path
+) -> None:
+    """The first call waiting on a stream reads it; cancelling it must not end the stream."""
+    marker = tmp_path / "cancel"
+    async with pool:
+        worker = pool.workers[0]
+        pinned = routines.sleep_then_mark.options(worker=worker.id)
+        other = routines.pid_then_sleep.options(worker=worker.id)
+        reading = asyncio.create_task(pinned(30, str(marker)))
+        await _running_remotely(pool, 1)
+        waiting = asyncio.create_task(other(0.3))
+        await _running_remotely(pool, 2)
+        reading.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await reading
+        assert await waiting == worker.pid, "the other call on the stream completed"
+        await until(marker.exists, 2, "the remote CancelledError handler")
+        assert marker.read_text() == "cancelled"
+        assert await other(0) == worker.pid
+
+
 async def test_asyncio_timeout_around_a_call_cancels_it_remotely(
     pool: wool.WorkerPool, tmp_path: pathlib.Path
 ) -> None:

@@ -2,8 +2,11 @@
 
 A frame is written at once when the stream is idle; frames queued while a
 write is in flight leave together in the next message, so a burst of calls
-costs a few gRPC writes rather than one per call. A broken stream fails
-every call still waiting on it with ``WorkerLost`` at once.
+costs a few gRPC writes rather than one per call. A read is always in
+flight; a caller waiting for its outcome reads it itself when no other
+caller is (``StreamReader``), which saves the hop through a reader task.
+A broken stream fails every call still waiting on it with ``WorkerLost``
+at once.
 """
 
 from __future__ import annotations
@@ -12,7 +15,7 @@ import asyncio
 import logging
 import sys
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Final
+from typing import TYPE_CHECKING, Final, TypeVar
 
 import grpc
 import grpc.aio
@@ -34,6 +37,7 @@ from wool.protocol.frames import (
     Resume,
     decode,
 )
+from wool.protocol.reader import StreamReader
 from wool.protocol.writer import FrameWriter
 
 if TYPE_CHECKING:
@@ -50,6 +54,7 @@ CHANNEL_OPTIONS: Final = (
     ("grpc.use_local_subchannel_pool", 1),
 )
 _log = logging.getLogger("wool")
+T = TypeVar("T")
 _closing: set[asyncio.Task] = set()  # keeps channel-close tasks alive until done
 _UNWINDING_LIMIT: Final = 1024
 OutputSink = Callable[[int, str], None]
@@ -108,7 +113,7 @@ class Connection:
         self._opened: asyncio.Future[None] = self._loop.create_future()
         self._channel: grpc.aio.Channel | None = None
         self._call: grpc.aio.StreamStreamCall | None = None
-        self._tasks: list[asyncio.Task] = []
+        self._reader: StreamReader | None = None
 
     @property
     def load(self) -> int:
@@ -160,7 +165,8 @@ class Connection:
             await asyncio.shield(self._abandon(OpenCancelled(self.describe())))
             raise
         self._writer = FrameWriter(self._call.write, self._fail)
-        self._tasks = [self._loop.create_task(self._read(), name=f"wool-read-{self.peer.id}")]
+        self._reader = StreamReader(self._call.read, grpc.aio.EOF, self._receive, self._fail)
+        self._reader.start()
         self._opened.set_result(None)
 
     async def _abandon(self, error: WorkerLost | AuthenticationError) -> None:
@@ -240,41 +246,36 @@ class Connection:
 
     # -- receiving ----------------------------------------------------------
 
-    async def _read(self) -> None:
-        call = self._call
-        assert call is not None
+    async def wait(self, waiter: asyncio.Future[T]) -> T:
+        """The result of a future this stream's messages complete (see StreamReader)."""
+        if self._reader is None or self.lost is not None:
+            return await waiter
+        return await self._reader.wait(waiter)
+
+    def _receive(self, data: bytes) -> None:
         pending = self.pending
-        try:
-            while True:
-                data = await call.read()
-                if data is grpc.aio.EOF:
-                    raise ConnectionError("the worker closed the stream")
-                for frame in decode(data):
-                    if type(frame) is Outcome:
-                        entry = pending.get(frame.call)
-                        if entry is None:
-                            if self._unwinding:
-                                self._unwinding.pop(frame.call, None)
-                            continue
-                        if frame.kind != YIELD:
-                            del pending[frame.call]
-                        if not entry.waiter.done():
-                            entry.waiter.set_result(frame)
-                    elif type(frame) is Output:
-                        entry = pending.get(frame.call)
-                        sink = entry.sink if entry is not None else None
-                        if sink is None:
-                            sink = self._unwinding.get(frame.call, _print_output)
-                        try:
-                            sink(frame.stream, frame.text)
-                        except Exception:
-                            _log.exception("wool: the output handler raised; output dropped")
-                    elif type(frame) is NeedCode:
-                        self._resend_with_code(frame)
-        except asyncio.CancelledError:
-            raise
-        except BaseException as exc:
-            self._fail(exc)
+        for frame in decode(data):
+            if type(frame) is Outcome:
+                entry = pending.get(frame.call)
+                if entry is None:
+                    if self._unwinding:
+                        self._unwinding.pop(frame.call, None)
+                    continue
+                if frame.kind != YIELD:
+                    del pending[frame.call]
+                if not entry.waiter.done():
+                    entry.waiter.set_result(frame)
+            elif type(frame) is Output:
+                entry = pending.get(frame.call)
+                sink = entry.sink if entry is not None else None
+                if sink is None:
+                    sink = self._unwinding.get(frame.call, _print_output)
+                try:
+                    sink(frame.stream, frame.text)
+                except Exception:
+                    _log.exception("wool: the output handler raised; output dropped")
+            elif type(frame) is NeedCode:
+                self._resend_with_code(frame)
 
     def _resend_with_code(self, request: NeedCode) -> None:
         entry = self.pending.get(request.call)
@@ -288,7 +289,12 @@ class Connection:
     def _fail(self, exc: BaseException, *, report: bool = True) -> None:
         if self.lost is not None:
             return
-        detail = exc.details() if isinstance(exc, grpc.aio.AioRpcError) else str(exc)
+        if isinstance(exc, grpc.aio.AioRpcError):
+            detail = exc.details()
+        elif isinstance(exc, EOFError):
+            detail = "the worker closed the stream"
+        else:
+            detail = str(exc)
         self.lost = lost = WorkerLost(f"lost {self.describe()}: {detail or type(exc).__name__}")
         if self._writer is not None:
             self._writer.close()
@@ -296,10 +302,8 @@ class Connection:
         for entry in pending.values():
             if not entry.waiter.done():
                 entry.waiter.set_exception(lost)
-        current = asyncio.current_task()
-        for task in self._tasks:
-            if task is not current:
-                task.cancel()
+        if self._reader is not None:
+            self._reader.close()
         if report:
             self._on_lost(self, lost)
             if self._channel is not None:
@@ -311,12 +315,5 @@ class Connection:
         """Close the stream; calls still waiting fail with WorkerLost."""
         if self.lost is None:
             self._fail(ConnectionError("the mesh was closed"), report=False)
-        for task in self._tasks:
-            task.cancel()
-        for task in self._tasks:
-            try:
-                await task
-            except BaseException:
-                pass
         if self._channel is not None:
             await self._channel.close(grace=None)

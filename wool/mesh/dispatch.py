@@ -107,7 +107,7 @@ async def _wait(
     __tracebackhide__ = True
     try:
         async with asyncio.timeout_at(_loop_time(deadline[0])):
-            return await waiter
+            return await conn.wait(waiter)
     except TimeoutError:
         if waiter.done() and not waiter.cancelled():
             return waiter.result()  # it arrived as the deadline passed: keep it
@@ -149,7 +149,7 @@ async def call(routine: Routine, args: tuple, kwargs: dict, timeout: float | Non
     started = time.perf_counter_ns()
     try:
         if deadline is None:
-            outcome = await waiter
+            outcome = await conn.wait(waiter)
         else:
             outcome = await _wait(waiter, deadline, conn, call_id, routine)
     except asyncio.CancelledError:
@@ -228,7 +228,7 @@ async def stream(
 
 async def _await_step(waiter: asyncio.Future[Outcome], conn: Connection, call: int) -> Outcome:
     try:
-        return await waiter
+        return await conn.wait(waiter)
     except asyncio.CancelledError:
         conn.cancel(call)
         raise
@@ -249,7 +249,7 @@ async def _close_remote(conn: Connection, call_id: int, routine: Routine) -> Non
         return
     try:
         async with asyncio.timeout(CLOSE_WAIT):
-            outcome = await waiter
+            outcome = await conn.wait(waiter)
     except (TimeoutError, WorkerLost):
         conn.cancel(call_id)
         return
