@@ -16,8 +16,12 @@ more than the differences measured here). Rungs:
   tuned, the caller's process left alone).
 * ``wool+tuned``: the same with the caller's process tuned as well.
 
-    python benchmarks/ladder.py                 # 30 turns of 200 calls per rung
-    python benchmarks/ladder.py --turns 10 --rungs floor,wool
+    python benchmarks/ladder.py                 # 3 rounds x 30 turns of 200 calls per rung
+    python benchmarks/ladder.py --rounds 1 --turns 10 --rungs floor,wool
+
+Each round starts every rung's processes afresh (where the scheduler places a
+process moves its numbers by tens of percent on a 2-core VM); the table shows the
+median over rounds of each rung's p50 and p90, and of its ratio to the floor.
 """
 
 from __future__ import annotations
@@ -193,26 +197,40 @@ def measure(rungs: list[str], turns: int, calls: int) -> dict[str, list[int]]:
     return times
 
 
-def render(times: dict[str, list[int]]) -> str:
-    floors = {"": statistics.median(times["floor"])} if "floor" in times else {}
-    if "floor+tuned" in times:
-        floors["+tuned"] = statistics.median(times["floor+tuned"])
+def summarize(times: dict[str, list[int]]) -> dict[str, tuple[float, float]]:
+    """Per rung: (p50, p90) in µs for one round."""
+    return {
+        rung: (statistics.median(v) / 1000, statistics.quantiles(v, n=10)[-1] / 1000)
+        for rung, v in times.items()
+    }
+
+
+def render(rounds: list[dict[str, tuple[float, float]]]) -> str:
+    def floor_of(rung: str) -> str | None:
+        name = "floor+tuned" if rung.endswith("+tuned") else "floor"
+        return name if name in rounds[0] else None
+
     lines = [
         f"{'rung':<12} {'p50 µs':>8} {'p90 µs':>8} {'/ floor':>8} {'/ floor, same settings':>23}",
         "-" * 63,
     ]
-    for rung, values in times.items():
-        p50 = statistics.median(values)
-        p90 = statistics.quantiles(values, n=10)[-1]
-        plain = f"{p50 / floors['']:.2f}x" if "" in floors else "-"
-        suffix = "+tuned" if rung.endswith("+tuned") else ""
-        same = f"{p50 / floors[suffix]:.2f}x" if suffix in floors else "-"
-        lines.append(f"{rung:<12} {p50 / 1000:8.1f} {p90 / 1000:8.1f} {plain:>8} {same:>23}")
+    for rung in rounds[0]:
+        p50 = statistics.median(r[rung][0] for r in rounds)
+        p90 = statistics.median(r[rung][1] for r in rounds)
+        cells = []
+        for floor in ("floor" if "floor" in rounds[0] else None, floor_of(rung)):
+            if floor is None:
+                cells.append("-")
+            else:
+                ratio = statistics.median(r[rung][0] / r[floor][0] for r in rounds)
+                cells.append(f"{ratio:.2f}x")
+        lines.append(f"{rung:<12} {p50:8.1f} {p90:8.1f} {cells[0]:>8} {cells[1]:>23}")
     return "\n".join(lines)
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--rounds", type=int, default=3, help="fresh processes each (default 3)")
     parser.add_argument("--turns", type=int, default=30, help="turns per rung (default 30)")
     parser.add_argument("--calls", type=int, default=200, help="calls per turn (default 200)")
     parser.add_argument("--rungs", default=",".join(RUNGS), help="comma-separated subset")
@@ -227,11 +245,19 @@ def main(argv: list[str] | None = None) -> int:
     if unknown:
         parser.error(f"unknown rungs: {', '.join(sorted(unknown))}")
     started = time.perf_counter()
-    times = measure(rungs, args.turns, args.calls)
-    print(render(times))
+    rounds = []
+    for number in range(1, args.rounds + 1):
+        rounds.append(summarize(measure(rungs, args.turns, args.calls)))
+        print(
+            f"round {number}: "
+            + ", ".join(f"{rung} {p50:.0f}" for rung, (p50, _) in rounds[-1].items())
+            + " µs p50",
+            flush=True,
+        )
+    print(render(rounds))
     print(
-        f"{args.turns} turns x {args.calls} calls per rung, interleaved; "
-        f"{time.perf_counter() - started:.0f} s"
+        f"medians of {args.rounds} rounds of {args.turns} turns x {args.calls} calls per rung, "
+        f"interleaved; {time.perf_counter() - started:.0f} s"
     )
     return 0
 
