@@ -1,6 +1,6 @@
 """Wool: run ordinary async Python across a peer-to-peer mesh of gRPC workers."""
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from wool.errors import (
     AuthenticationError,
@@ -16,10 +16,12 @@ from wool.errors import (
     WorkerStartError,
 )
 from wool.mesh.dispatch import output_handler, set_output_handler
-from wool.mesh.pool import WorkerInfo, WorkerPool
 from wool.routine import Routine, routine
 from wool.stats import DispatchCounters, LatencySummary, MeshStatistics, PeerStatistics
 from wool.task import RemoteTask, current_task, timeout
+
+if TYPE_CHECKING:
+    from wool.mesh.pool import WorkerInfo, WorkerPool
 
 __all__ = [
     "AuthenticationError",
@@ -49,6 +51,16 @@ __all__ = [
     "timeout",
     "unload_ipython_extension",
 ]
+
+
+def __getattr__(name: str) -> Any:
+    # The pool is loaded on first use, so worker processes (which never spawn
+    # pools) start without it.
+    if name in ("WorkerPool", "WorkerInfo"):
+        from wool.mesh import pool
+
+        return getattr(pool, name)
+    raise AttributeError(f"module 'wool' has no attribute {name!r}")
 
 
 def load_ipython_extension(ipython: Any) -> None:
