@@ -199,88 +199,93 @@ async def close_target(target: Target) -> None:
         print(f"\n  warning: closing {target.name} failed: {exc!r}", end=" ", flush=True)
 
 
-async def measure(factory: Callable[[], Target], config: Config, payload: bytes) -> dict[str, Any]:
-    """One round of one target: cold starts, then one session measuring everything else."""
+#: The no-op latency calls of a round are split into this many turns per target, taken
+#: in rotating order while every target is up, so the machine's drift (tens of percent
+#: within minutes here) hits the targets alike instead of whichever ran in a bad minute.
+LATENCY_TURNS = 10
+
+
+async def start(
+    factory: Callable[[], Target], config: Config, payload: bytes
+) -> tuple[Target, dict[str, Any]]:
+    """Cold starts (fresh processes each), then one warmed-up session, left open."""
     result: dict[str, Any] = {}
     colds: list[float] = []
     target = factory()
-    # asyncio.timeout, not wait_for: it stays in this task, so context variables a
-    # target sets in start() (Wool's pool) remain visible to the calls that follow.
-    limit = asyncio.timeout(config.session_timeout)
     try:
-        async with limit:
-            for _ in range(config.cold_reps - 1):
-                gc.collect()
-                try:
-                    colds.append(await target.start())
-                finally:
-                    await close_target(target)
-                target = factory()
-            # No pause before a cold start: on this VM, idle time before one makes it
-            # slower and noisier (probably idle vCPUs being woken), not more accurate.
+        for _ in range(config.cold_reps - 1):
             gc.collect()
-            colds.append(await target.start())
-            result["cold_start_s"] = statistics.median(colds)
-            result["cold_samples_s"] = colds
-            ready = getattr(target, "server_ready_s", None)
-            if ready is not None:
-                result["server_ready_s"] = ready  # of the last start
-            pids = getattr(target, "worker_pids", None)
-            if pids is not None:
-                result["worker_pids"] = pids
-
-            for _ in range(config.warmup):
-                await target.noop()
-            await target.burst(config.warmup)
-            if await target.echo(payload) != payload:
-                raise RuntimeError(f"{target.name}: payload came back changed")
-
-            gc.collect()
-            samples = []
-            clock = time.perf_counter_ns
-            for _ in range(config.latency_calls):
-                t0 = clock()
-                await target.noop()
-                samples.append(clock() - t0)
-            samples.sort()
-            for q in (50, 90, 99):
-                result[f"noop_p{q}_us"] = percentile(samples, q) / 1e3
-
-            rates = []
-            for _ in range(config.burst_reps):
-                gc.collect()
-                t0 = time.perf_counter()
-                await target.burst(config.burst)
-                rates.append(config.burst / (time.perf_counter() - t0))
-            result["throughput_cps"] = statistics.median(rates)
-
-            gc.collect()
-            times = []
-            for _ in range(config.payload_calls):
-                t0 = time.perf_counter()
-                await target.echo(payload)
-                times.append(time.perf_counter() - t0)
-            result["payload_ms"] = statistics.median(times) * 1e3
-
-            fib = getattr(target, "fib", None)
-            if fib is not None:
-                expected = _fib_value(config.fib_n)
-                if await fib(config.fib_n) != expected:  # warm-up and check
-                    raise RuntimeError(f"fib({config.fib_n}) gave a wrong answer")
-                times = []
-                for _ in range(config.fib_reps):
-                    gc.collect()
-                    t0 = time.perf_counter()
-                    await fib(config.fib_n)
-                    times.append(time.perf_counter() - t0)
-                result["fib_tasks_per_s"] = fib_calls(config.fib_n) / statistics.median(times)
-    except TimeoutError as exc:
-        if limit.expired():
-            raise TimeoutError(f"session took over {config.session_timeout:g} s") from exc
-        raise
-    finally:
+            try:
+                colds.append(await target.start())
+            finally:
+                await close_target(target)
+            target = factory()
+        # No pause before a cold start: on this VM, idle time before one makes it
+        # slower and noisier (probably idle vCPUs being woken), not more accurate.
+        gc.collect()
+        colds.append(await target.start())
+        result["cold_start_s"] = statistics.median(colds)
+        result["cold_samples_s"] = colds
+        ready = getattr(target, "server_ready_s", None)
+        if ready is not None:
+            result["server_ready_s"] = ready  # of the last start
+        pids = getattr(target, "worker_pids", None)
+        if pids is not None:
+            result["worker_pids"] = pids
+        for _ in range(config.warmup):
+            await target.noop()
+        await target.burst(config.warmup)
+        if await target.echo(payload) != payload:
+            raise RuntimeError(f"{target.name}: payload came back changed")
+    except BaseException:
         await close_target(target)
-    return result
+        raise
+    return target, result
+
+
+async def latency_turn(target: Target, calls: int) -> list[int]:
+    """``calls`` sequential no-ops, each timed (ns)."""
+    samples = []
+    clock = time.perf_counter_ns
+    for _ in range(calls):
+        t0 = clock()
+        await target.noop()
+        samples.append(clock() - t0)
+    return samples
+
+
+async def measure_rest(
+    target: Target, config: Config, payload: bytes, result: dict[str, Any]
+) -> None:
+    """Throughput, payload round trip and (Wool) nested fib, into ``result``."""
+    rates = []
+    for _ in range(config.burst_reps):
+        gc.collect()
+        t0 = time.perf_counter()
+        await target.burst(config.burst)
+        rates.append(config.burst / (time.perf_counter() - t0))
+    result["throughput_cps"] = statistics.median(rates)
+
+    gc.collect()
+    times = []
+    for _ in range(config.payload_calls):
+        t0 = time.perf_counter()
+        await target.echo(payload)
+        times.append(time.perf_counter() - t0)
+    result["payload_ms"] = statistics.median(times) * 1e3
+
+    fib = getattr(target, "fib", None)
+    if fib is not None:
+        expected = _fib_value(config.fib_n)
+        if await fib(config.fib_n) != expected:  # warm-up and check
+            raise RuntimeError(f"fib({config.fib_n}) gave a wrong answer")
+        times = []
+        for _ in range(config.fib_reps):
+            gc.collect()
+            t0 = time.perf_counter()
+            await fib(config.fib_n)
+            times.append(time.perf_counter() - t0)
+        result["fib_tasks_per_s"] = fib_calls(config.fib_n) / statistics.median(times)
 
 
 def _fib_value(n: int) -> int:
@@ -307,32 +312,66 @@ def make_targets(args: argparse.Namespace) -> list[tuple[str, Callable[[], Targe
 
 
 async def run(args: argparse.Namespace, config: Config) -> dict[str, Any]:
-    """All rounds; returns per-round results and errors."""
+    """All rounds; returns per-round results and errors.
+
+    A round starts every target (cold starts, warm-up), times the no-op in turns
+    across the targets, then measures the rest target by target, and closes them all.
+    A target that fails or runs past the session timeout drops out of the run.
+    """
     from procs import reap_descendants
 
     targets = make_targets(args)
     payload = os.urandom(config.payload_bytes)
     rounds: list[dict[str, dict[str, Any]]] = []
     errors: dict[str, str] = {}
+
+    def failed(name: str, exc: BaseException) -> None:
+        if isinstance(exc, TimeoutError):
+            errors[name] = f"TimeoutError: over {config.session_timeout:g} s"
+        else:
+            errors[name] = f"{type(exc).__name__}: {exc}"
+        print(f"round {index + 1}/{config.rounds}: {name:<8} FAILED ({errors[name]})", flush=True)
+        if name == "wool":
+            print(_wool_failure_message(exc), file=sys.stderr, flush=True)
+        elif not isinstance(exc, TimeoutError):
+            traceback.print_exc()
+
     for index in range(config.rounds):
         shift = index % len(targets)
-        order = targets[shift:] + targets[:shift]
-        this_round: dict[str, dict[str, Any]] = {}
-        for name, factory in order:
-            if name in errors:
-                continue
-            print(f"round {index + 1}/{config.rounds}: {name:<8} ", end="", flush=True)
-            try:
-                this_round[name] = result = await measure(factory, config, payload)
-            except Exception as exc:
-                errors[name] = f"{type(exc).__name__}: {exc}"
-                print(f"FAILED ({errors[name]})", flush=True)
-                if name == "wool":
-                    print(_wool_failure_message(exc), file=sys.stderr, flush=True)
-                else:
-                    traceback.print_exc()
-            else:
+        order = [(n, f) for n, f in targets[shift:] + targets[:shift] if n not in errors]
+        live: dict[str, tuple[Target, dict[str, Any]]] = {}
+        try:
+            for name, factory in order:
+                try:
+                    async with asyncio.timeout(config.session_timeout):
+                        live[name] = await start(factory, config, payload)
+                except Exception as exc:
+                    failed(name, exc)
+            samples: dict[str, list[int]] = {name: [] for name in live}
+            per_turn = max(1, config.latency_calls // LATENCY_TURNS)
+            for turn in range(LATENCY_TURNS):
+                names = list(live)
+                for name in names[turn % len(names) :] + names[: turn % len(names)]:
+                    try:
+                        async with asyncio.timeout(config.session_timeout):
+                            samples[name] += await latency_turn(live[name][0], per_turn)
+                    except Exception as exc:
+                        failed(name, exc)
+                        await close_target(live.pop(name)[0])
+            for name in list(live):
+                target, result = live[name]
+                values = sorted(samples[name])
+                for q in (50, 90, 99):
+                    result[f"noop_p{q}_us"] = percentile(values, q) / 1e3
+                try:
+                    async with asyncio.timeout(config.session_timeout):
+                        await measure_rest(target, config, payload, result)
+                except Exception as exc:
+                    failed(name, exc)
+                    await close_target(live.pop(name)[0])
+                    continue
                 print(
+                    f"round {index + 1}/{config.rounds}: {name:<8} "
                     f"cold {result['cold_start_s']:.3f} s, p50 {result['noop_p50_us']:.0f} µs, "
                     f"{result['throughput_cps']:.0f} calls/s, 1 MiB {result['payload_ms']:.2f} ms"
                     + (
@@ -342,11 +381,13 @@ async def run(args: argparse.Namespace, config: Config) -> dict[str, Any]:
                     ),
                     flush=True,
                 )
-            finally:
-                leftovers = await asyncio.to_thread(reap_descendants)
-                if leftovers:
-                    print(f"  stopped leftover processes {leftovers}", flush=True)
-        rounds.append(this_round)
+        finally:
+            for target, _ in live.values():
+                await close_target(target)
+            leftovers = await asyncio.to_thread(reap_descendants)
+            if leftovers:
+                print(f"  stopped leftover processes {leftovers}", flush=True)
+        rounds.append({name: result for name, (_, result) in live.items()})
     return {"rounds": rounds, "errors": errors}
 
 
