@@ -161,8 +161,19 @@ def _proc_state(pid: int) -> str | None:
 
 
 def _frame_widget(page: Page) -> None:
-    """Scroll the widget into view and park the mouse where it hovers over nothing."""
-    page.locator(MESH).first.scroll_into_view_if_needed()
+    """Scroll the widget into view (for the screenshot) and park the mouse over nothing.
+
+    The widget replaces its HTML twice a second, so the element found may be detached
+    before the scroll reaches it; framing is cosmetic, so a few tries are enough.
+    """
+    from playwright.sync_api import Error as PlaywrightError
+
+    for _ in range(5):
+        try:
+            page.locator(MESH).first.scroll_into_view_if_needed(timeout=2000)
+            break
+        except PlaywrightError:
+            continue
     page.mouse.move(600, 740)  # the status bar
 
 
