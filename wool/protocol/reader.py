@@ -178,6 +178,9 @@ class StreamReader:
             self._fail(exc)
             return
         else:
+            if yielded is None:  # a bare yield: resume on the next step, as a task would
+                yielded = self._loop.create_future()
+                yielded.set_result(None)
             yielded._asyncio_future_blocking = False
             self._future = yielded
             if not self._driven:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 
 import pytest
 
@@ -20,6 +21,7 @@ class FakeStream:
         self.cancelled_reads = 0
 
     async def read(self) -> object:
+        await asyncio.sleep(0)  # a bare yield first, as some awaitables do
         future = asyncio.get_running_loop().create_future()
         self.reads.append(future)
         try:
@@ -28,8 +30,26 @@ class FakeStream:
             self.cancelled_reads += 1
             raise
 
-    def deliver(self, message: object) -> None:
-        self.reads[-1].set_result(message)
+    async def deliver(self, message: object, *, fail: bool = False) -> None:
+        """Complete (or fail) the read in flight, once there is one."""
+        for _ in range(100):
+            if self.reads and not self.reads[-1].done():
+                if fail:
+                    self.reads[-1].set_exception(message)  # type: ignore[arg-type]
+                else:
+                    self.reads[-1].set_result(message)
+                return
+            await asyncio.sleep(0)
+        raise AssertionError("no read in flight")
+
+
+async def settle(condition: Callable[[], bool]) -> None:
+    """Let the loop run until ``condition`` holds (bounded)."""
+    for _ in range(100):
+        if condition():
+            return
+        await asyncio.sleep(0)
+    raise AssertionError("condition never held")
 
 
 def make(stream: FakeStream) -> tuple[StreamReader, dict[str, asyncio.Future], list]:
@@ -51,10 +71,10 @@ async def test_a_waiting_task_gets_its_answer_and_others_get_theirs() -> None:
     a = asyncio.create_task(reader.wait(waiters["a"]))
     b = asyncio.create_task(reader.wait(waiters["b"]))
     await asyncio.sleep(0)
-    stream.deliver("b")
+    await stream.deliver("b")
     assert await b == "answer b"
     await asyncio.sleep(0)
-    stream.deliver("a")
+    await stream.deliver("a")
     assert await a == "answer a"
     assert not errors
 
@@ -70,11 +90,11 @@ async def test_cancelling_the_reading_task_leaves_the_read_in_flight() -> None:
     assert stream.cancelled_reads == 0, "the stream's read was not cancelled"
     b = asyncio.create_task(reader.wait(waiters["b"]))
     await asyncio.sleep(0)
-    stream.deliver("b")
+    await stream.deliver("b")
     assert await b == "answer b"
     stream_reads = len(stream.reads)
     await asyncio.sleep(0)
-    stream.deliver("a")  # a late answer for the cancelled call still reaches on_message
+    await stream.deliver("a")  # a late answer for the cancelled call still reaches on_message
     await asyncio.wait_for(waiters["a"], 1)
     assert len(stream.reads) >= stream_reads
     assert not errors
@@ -84,7 +104,7 @@ async def test_an_answer_nobody_waits_for_is_read_by_callbacks() -> None:
     stream = FakeStream()
     _reader, waiters, errors = make(stream)
     await asyncio.sleep(0)
-    stream.deliver("a")
+    await stream.deliver("a")
     assert await asyncio.wait_for(waiters["a"], 1) == "answer a"
     assert not errors
 
@@ -93,16 +113,16 @@ async def test_end_of_stream_and_failures_are_reported_once() -> None:
     stream = FakeStream()
     reader, waiters, errors = make(stream)
     await asyncio.sleep(0)
-    stream.deliver(EOF_MARK)
-    await asyncio.sleep(0)
+    await stream.deliver(EOF_MARK)
+    await settle(lambda: bool(errors))
     assert len(errors) == 1 and isinstance(errors[0], EOFError)
 
     failing = FakeStream()
     reader, waiters, errors = make(failing)
     waiting = asyncio.create_task(reader.wait(waiters["a"]))
     await asyncio.sleep(0)
-    failing.reads[-1].set_exception(ConnectionError("gone"))
-    await asyncio.sleep(0)
+    await failing.deliver(ConnectionError("gone"), fail=True)
+    await settle(lambda: bool(errors))
     assert [type(e) for e in errors] == [ConnectionError]
     waiters["a"].set_exception(RuntimeError("failed by the owner"))
     with pytest.raises(RuntimeError, match="failed by the owner"):
