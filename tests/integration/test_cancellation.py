@@ -133,7 +133,9 @@ async def test_a_deadline_bounds_a_whole_stream_not_each_step(pool: wool.WorkerP
             async for i in routines.slow_steps(6, 0.2):
                 received.append(i)
         assert asyncio.get_running_loop().time() - started < 1.0
-        assert received == [0, 1]
+        # Steps of 0.2 s each never reach a 0.5 s deadline on their own, so only a deadline
+        # on the whole stream stops it; how many steps fit first depends on the machine.
+        assert received in ([0], [0, 1]), received
         with wool.timeout(5):
             (left,) = [x async for x in routines.time_left_in_stream()]
         assert left is not None and 0 < left <= 5, "calls inside a stream inherit its deadline"
