@@ -74,9 +74,9 @@ async def _grpc_rung(server: str, multiplexed: bool) -> Rung:
 
         reader = None
     else:
-        from mux_server import EagerWriter
+        from mux_server import eager_writer
 
-        writer = EagerWriter(call.write)
+        writer = eager_writer(call.write)
         waiters: list[asyncio.Future[bytes]] = []
 
         async def read_all() -> None:

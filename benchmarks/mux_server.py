@@ -2,8 +2,8 @@
 
 Run as ``python benchmarks/mux_server.py``; prints ``READY <target>`` and serves
 ``/bench.Echo/Stream`` until stdin closes. Unlike ``echo_server.py`` (the floor),
-each message gets its own task, as a routine would, and answers go out through a
-batching writer whose writes start in the sender's step, as Wool's do. No pickling,
+each message gets its own task, as a routine would, and answers go out through Wool's
+batching writer (writes start in the sender's step, no writer task). No pickling,
 no framing, no routing: what is left between this and the floor is what multiplexing
 one stream over gRPC's asyncio API costs.
 """
@@ -15,50 +15,21 @@ import os
 import sys
 import threading
 from collections.abc import AsyncIterator, Callable, Coroutine
-from functools import partial
 from typing import Any
 
 import grpc
 from echo_server import GRPC_OPTIONS, METHOD, SERVICE
 
+from wool.protocol.writer import FrameWriter
 
-class EagerWriter:
-    """One write in flight; messages sent meanwhile leave together; no writer task."""
 
-    def __init__(self, write: Callable[[bytes], Coroutine[Any, Any, None]]) -> None:
-        self._write = write
-        self._loop = asyncio.get_running_loop()
-        self._outbox: list[bytes] = []
-        self._writing = False
-
-    def send(self, message: bytes) -> None:
-        self._outbox.append(message)
-        if not self._writing:
-            self._next()
-
-    def _next(self) -> None:
-        data = b"".join(self._outbox)
-        self._outbox.clear()
-        self._writing = True
-        self._drive(self._write(data))
-
-    def _drive(self, write: Coroutine[Any, Any, None], _waited: object = None) -> None:
-        try:
-            yielded = write.send(None)
-        except StopIteration:
-            self._writing = False
-            if self._outbox:
-                self._next()
-            return
-        if yielded is None:
-            self._loop.call_soon(self._drive, write)
-        else:
-            yielded._asyncio_future_blocking = False
-            yielded.add_done_callback(partial(self._drive, write))
+def eager_writer(write: Callable[[bytes], Coroutine[Any, Any, None]]) -> FrameWriter[bytes]:
+    """Wool's own writer (one write in flight, no writer task), joining raw messages."""
+    return FrameWriter(write, lambda exc: None, b"".join)
 
 
 async def _echo(requests: AsyncIterator[bytes], context: grpc.aio.ServicerContext) -> None:
-    writer = EagerWriter(context.write)
+    writer = eager_writer(context.write)
     loop = asyncio.get_running_loop()
     running: set[asyncio.Task] = set()
 

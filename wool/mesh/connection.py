@@ -36,6 +36,7 @@ from wool.protocol.frames import (
     PeerRecord,
     Resume,
     decode,
+    encode,
 )
 from wool.protocol.reader import StreamReader
 from wool.protocol.writer import FrameWriter
@@ -109,7 +110,7 @@ class Connection:
         self._on_lost = on_lost
         self._next_call = 0
         self._loop = asyncio.get_running_loop()
-        self._writer: FrameWriter | None = None
+        self._writer: FrameWriter[Frame] | None = None
         self._opened: asyncio.Future[None] = self._loop.create_future()
         self._channel: grpc.aio.Channel | None = None
         self._call: grpc.aio.StreamStreamCall | None = None
@@ -164,7 +165,7 @@ class Connection:
         except BaseException:  # cancelled: callers that joined this attempt must not hang
             await asyncio.shield(self._abandon(OpenCancelled(self.describe())))
             raise
-        self._writer = FrameWriter(self._call.write, self._fail)
+        self._writer = FrameWriter(self._call.write, self._fail, encode)
         self._reader = StreamReader(self._call.read, grpc.aio.EOF, self._receive, self._fail)
         self._reader.start()
         self._opened.set_result(None)

@@ -32,6 +32,7 @@ from wool.protocol.frames import (
     Outcome,
     Output,
     Resume,
+    encode,
 )
 from wool.protocol.writer import FrameWriter, Write
 from wool.routine import Routine
@@ -45,7 +46,7 @@ class Session:
     def __init__(self, number: int, write: Write) -> None:
         self.number = number
         # A failed write means the caller is gone; the stream's reader then ends the session.
-        self.writer = FrameWriter(write, lambda exc: None)
+        self.writer: FrameWriter[Frame] = FrameWriter(write, lambda exc: None, encode)
         self.tasks: dict[int, asyncio.Task] = {}
         self.resumes: dict[int, asyncio.Queue[Resume]] = {}
 
