@@ -3,8 +3,12 @@ PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
+# The second environment: the newest Python (.ci/run finds it) with the newest grpcio and IPython.
+NEWEST_PYTHON ?= python3.13
+NEWEST_VENV   := .venv-newest
+NEWEST_BIN    := $(NEWEST_VENV)/bin
 
-.PHONY: setup demo demo-script test lint bench clean
+.PHONY: setup demo demo-script test test-plain test-newest lint bench clean
 
 setup: $(STAMP)
 
@@ -23,13 +27,29 @@ demo-script: setup   ## the same tour as a plain script
 test: setup          ## the whole test suite (browser tests skip without Chromium, except in CI)
 	$(BIN)/python -m pytest
 
-lint: setup
+test-plain: setup    ## the mesh's tests again on plain reader/writer tasks (WOOL_PLAIN_IO=1)
+	WOOL_PLAIN_IO=1 $(BIN)/python -m pytest tests/integration tests/unit/core
+
+# Browser tests are left to `test`: what they add (JupyterLab, Chromium, the widget's JS)
+# does not depend on the kernel's Python, and their install is the heaviest.
+test-newest:         ## the suite but browser tests on NEWEST_PYTHON, newest grpcio and IPython
+	test -x $(NEWEST_BIN)/python || $(NEWEST_PYTHON) -m venv $(NEWEST_VENV)
+	$(NEWEST_BIN)/pip install --quiet --upgrade pip
+	$(NEWEST_BIN)/pip install --quiet -e '.[dev]'
+	$(NEWEST_BIN)/pip install --quiet --upgrade grpcio ipython ipykernel
+	$(NEWEST_BIN)/python -c 'import sys, grpc, IPython, ipykernel; \
+		print("test-newest: Python", sys.version.split()[0], "grpcio", grpc.__version__, \
+		"IPython", IPython.__version__, "ipykernel", ipykernel.__version__)'
+	$(NEWEST_BIN)/python -m pytest -m 'not browser'
+
+lint: setup          ## ruff, mypy over wool and wool_jupyter, and the users' view of routine types
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
+	$(BIN)/mypy tests/typing
 
 bench: setup         ## dispatch latency, throughput, payload, nested fan-out, cold start
 	$(BIN)/python benchmarks/bench_dispatch.py
 
 clean:
-	rm -rf $(VENV) artifacts .pytest_cache
+	rm -rf $(VENV) $(NEWEST_VENV) artifacts .pytest_cache

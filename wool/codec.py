@@ -5,15 +5,23 @@ code a worker cannot import (``__main__``, a notebook, a module made at run
 time), do they fall back to dill, which ships such objects by value.
 Routine code that a worker cannot import is shipped by value once per
 peer and then named by its digest.
+
+Objects that belong to one process (locks, sockets, open files,
+generators: whatever the C pickler refuses with "cannot pickle 'X'
+object") are refused with SerializationError, never copied by dill; and
+no encoded value may exceed ``frames.LIMIT``, checked here, before
+anything is written.
 """
 
 from __future__ import annotations
 
+import _thread
 import hashlib
 import importlib
 import io
 import os
 import pickle
+import re
 import sys
 import threading
 import traceback
@@ -22,12 +30,14 @@ from types import FunctionType, ModuleType, TracebackType
 from typing import TYPE_CHECKING, Any
 
 from wool.errors import RemoteError, SerializationError
+from wool.protocol import frames
 
 if TYPE_CHECKING:
     from wool.routine import Routine
 
 _PROTOCOL = pickle.HIGHEST_PROTOCOL
 _PLAIN = (bytes, bytearray, str, int, float, bool, complex)
+_SIZED = (bytes, bytearray, str)
 _WOOL_DIR = os.path.dirname(os.path.abspath(__file__)) + os.sep
 EMPTY_CALL = b""
 
@@ -40,6 +50,36 @@ def _dill() -> Any:
 
 def _dill_dumps(obj: object) -> bytes:
     return _dill().dumps(obj, protocol=_PROTOCOL, recurse=True)
+
+
+_strict_pickler: Any = None
+
+
+def _dill_value(obj: object) -> bytes:
+    """dill for a value: like ``_dill_dumps``, but locks and open files are refused, not copied.
+
+    dill would recreate a lock (unlocked) or reopen a file by name on the
+    other side; without its reducers for them, pickling fails as the C
+    pickler does ("cannot pickle '_thread.lock' object").
+    """
+    global _strict_pickler
+    if _strict_pickler is None:
+        dill = _dill()
+        base = dill.Pickler
+        refused = {
+            kind
+            for kind in base.dispatch
+            if kind in (_thread.LockType, _thread.RLock)
+            or (isinstance(kind, type) and issubclass(kind, io.IOBase))
+            or getattr(kind, "__module__", "") == "_pyio"
+        }
+        dispatch = type(base.dispatch)(
+            {kind: save for kind, save in base.dispatch.items() if kind not in refused}
+        )
+        _strict_pickler = type("_StrictDillPickler", (base,), {"dispatch": dispatch})
+    buffer = io.BytesIO()
+    _strict_pickler(buffer, _PROTOCOL, recurse=True).dump(obj)
+    return buffer.getvalue()
 
 
 class _NeedsDill(Exception):
@@ -73,8 +113,21 @@ class _Pickler(pickle.Pickler):
         return NotImplemented
 
 
-def encode_value(obj: object) -> bytes:
-    """Bytes for ``obj``; ``b""`` stands for None. Raises SerializationError."""
+_REFUSED = re.compile(r"cannot pickle '([\w.]+)' object")
+_BY_REFERENCE = frozenset({"module"})
+"""Kinds the C pickler refuses that dill ships by reference, not as a copy."""
+
+
+def _refused(exc: TypeError) -> str | None:
+    """The type named by the C pickler's "cannot pickle 'X' object", unless dill may ship it."""
+    found = _REFUSED.search(str(exc))
+    if found is None or found.group(1) in _BY_REFERENCE:
+        return None
+    return found.group(1)
+
+
+def _pickled(obj: object) -> bytes:
+    """Bytes for ``obj`` (``b""`` for None), of any size. Raises SerializationError."""
     if obj is None:
         return b""
     if type(obj) in _PLAIN:
@@ -83,14 +136,57 @@ def encode_value(obj: object) -> bytes:
     try:
         _Pickler(buffer, _PROTOCOL).dump(obj)
         return buffer.getvalue()
+    except TypeError as exc:
+        kind = _refused(exc)
+        if kind is not None:
+            raise SerializationError(
+                f"cannot pickle '{kind}' object: it belongs to this process, and Wool "
+                "does not copy it to another"
+            ) from exc
     except Exception:
         pass
     try:
-        return _dill_dumps(obj)
+        return _dill_value(obj)
     except Exception as exc:
         raise SerializationError(
             f"cannot serialize {type(obj).__qualname__} object: {type(exc).__name__}: {exc}"
         ) from exc
+
+
+def _size_text(size: int) -> str:
+    """``size`` bytes for a message: "512 bytes", "3.5 MiB", "4.0 GiB"."""
+    if size < 1 << 20:
+        return f"{size} bytes"
+    if size < 1 << 30:
+        return f"{size / 2**20:.1f} MiB"
+    return f"{size / 2**30:.1f} GiB"
+
+
+def _too_large(what: str, size: int) -> SerializationError:
+    return SerializationError(
+        f"{what} {_size_text(size)}, over the {_size_text(frames.LIMIT)} one message can "
+        "carry. Send it in parts, or have the routine load it itself."
+    )
+
+
+def encode_value(obj: object) -> bytes:
+    """Bytes for ``obj``; ``b""`` stands for None.
+
+    Raises SerializationError when ``obj`` cannot be pickled, belongs to
+    this process (a lock, a socket), or encodes to more than ``frames.LIMIT``.
+    """
+    if obj is None:
+        return b""
+    kind = type(obj)
+    if kind in _PLAIN:
+        if kind in _SIZED and len(obj) > frames.LIMIT:  # type: ignore[arg-type]
+            raise _too_large(f"a {kind.__qualname__} value is", len(obj))  # type: ignore[arg-type]
+        data = pickle.dumps(obj, _PROTOCOL)
+    else:
+        data = _pickled(obj)
+    if len(data) > frames.LIMIT:
+        raise _too_large(f"a {kind.__qualname__} value encodes to", len(data))
+    return data
 
 
 def decode_value(data: bytes | memoryview) -> Any:
@@ -104,19 +200,22 @@ def encode_call(name: str, args: tuple, kwargs: dict) -> bytes:
     if not args and not kwargs:
         return EMPTY_CALL
     try:
-        return encode_value((args, kwargs))
+        data = _pickled((args, kwargs))
     except SerializationError:
         pass
+    else:
+        if len(data) > frames.LIMIT:
+            raise _too_large(f"{name}(): the arguments come to", len(data))
+        return data
     labelled = [(f"positional argument {i}", a) for i, a in enumerate(args)]
     labelled += [(f"keyword argument {k!r}", v) for k, v in kwargs.items()]
     for label, value in labelled:
         try:
-            encode_value(value)
+            _pickled(value)
         except SerializationError as exc:
             raise SerializationError(
                 f"{name}(): {label} ({type(value).__qualname__}) cannot be sent to a worker: "
-                f"{exc.__cause__ or exc}. Pass something picklable, or create it inside "
-                "the routine."
+                f"{exc}. Pass something picklable, or create it inside the routine."
             ) from exc.__cause__
     raise SerializationError(f"{name}(): the arguments cannot be sent to a worker")
 
@@ -138,29 +237,81 @@ def _user_frames(tb: TracebackType | None) -> TracebackType | None:
     return tb
 
 
-def encode_exception(exc: BaseException) -> tuple[bytes, str, str, str]:
-    """(payload, type name, message, formatted traceback) for a worker-side error."""
-    from tblib import Traceback
+TRACEBACK_FRAMES = 100
+"""Frames of a remote traceback rebuilt on the caller: the innermost, where it was raised."""
+TEXT_LIMIT = 256 << 10
+"""Characters kept of an error's message and of its formatted traceback."""
 
-    tb = _user_frames(exc.__traceback__)
-    text = "".join(traceback.format_exception(type(exc), exc, tb))
-    type_name = f"{type(exc).__module__}.{type(exc).__qualname__}"
-    tb_dict = Traceback(tb).as_dict() if tb is not None else None
+
+def _clip(text: str) -> str:
+    if len(text) <= TEXT_LIMIT:
+        return text
+    half = TEXT_LIMIT // 2
+    return f"{text[:half]}\n[... {len(text) - 2 * half} characters left out ...]\n{text[-half:]}"
+
+
+def _innermost(tb: TracebackType | None, count: int) -> TracebackType | None:
+    """The last ``count`` entries of a traceback chain (tblib recurses once per entry)."""
+    ahead = tb
+    for _ in range(count):
+        if ahead is None:
+            return tb
+        ahead = ahead.tb_next
+    while ahead is not None and tb is not None:
+        ahead, tb = ahead.tb_next, tb.tb_next
+    return tb
+
+
+def _message(exc: BaseException) -> str:
     try:
+        return _clip(str(exc))
+    except Exception as failed:
+        return f"<str() of the exception raised {type(failed).__qualname__}>"
+
+
+def encode_exception(exc: BaseException) -> tuple[bytes, str, str, str]:
+    """(payload, type name, message, formatted traceback) for a worker-side error.
+
+    Never raises: what cannot be made is left out (the payload when the
+    exception cannot be pickled and rebuilt, frames beyond the innermost
+    ``TRACEBACK_FRAMES``, text beyond ``TEXT_LIMIT``), so the caller always
+    gets an outcome, at worst a RemoteError with the type name and message.
+    """
+    kind = type(exc)
+    type_name = f"{kind.__module__}.{kind.__qualname__}"
+    message = _message(exc)
+    original = exc.__traceback__
+    try:
+        tb = _user_frames(original)
+        text = _clip("".join(traceback.format_exception(kind, exc, tb)))
+    except Exception as failed:
+        tb = None
+        text = f"{type_name}: {message}\n(the traceback could not be formatted: {failed!r})"
+    try:
+        from tblib import Traceback
+
+        kept = _innermost(tb, TRACEBACK_FRAMES)
+        tb_dict = Traceback(kept).as_dict() if kept is not None else None
         payload = encode_value((exc.with_traceback(None), tb_dict))
         # A pickle that cannot be rebuilt is useless to the caller: check here.
         pickle.loads(payload)
     except Exception:
         payload = b""
     finally:
-        exc.with_traceback(tb)
-    return payload, type_name, str(exc), text
+        exc.__traceback__ = original
+    return payload, type_name, message, text
 
 
 def decode_exception(
     payload: bytes | memoryview, type_name: str, message: str, text: str, where: str
-) -> BaseException:
-    """Rebuild a remote exception with its remote traceback and a note saying where."""
+) -> Exception:
+    """Rebuild a remote exception with its remote traceback and a note saying where.
+
+    Only an ``Exception`` is rebuilt as itself. A routine's SystemExit,
+    KeyboardInterrupt or other BaseException arrives as a RemoteError
+    naming it: raised as itself inside ``gather``/``create_task``, asyncio
+    would treat it as fatal and end the caller's process.
+    """
     exc: BaseException | None = None
     if payload:
         try:
@@ -171,7 +322,7 @@ def decode_exception(
                 exc = exc.with_traceback(Traceback.from_dict(tb_dict).as_traceback())
         except Exception:
             exc = None
-    if not isinstance(exc, BaseException):
+    if not isinstance(exc, Exception):
         exc = RemoteError(type_name, message, text)
     exc.add_note(f"[wool] raised remotely on {where}")
     return exc

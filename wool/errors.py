@@ -55,13 +55,19 @@ class SerializationError(WoolError, TypeError):
 class RemoteError(WoolError):
     """A remote exception that could not be rebuilt as its own type.
 
-    ``type_name`` and ``remote_traceback`` keep what the worker reported.
+    ``type_name`` (``"builtins.SystemExit"``), ``message`` and
+    ``remote_traceback`` keep what the worker reported. It pickles, so it
+    crosses further hops as itself.
     """
 
     def __init__(self, type_name: str, message: str, remote_traceback: str = "") -> None:
         super().__init__(f"{type_name}: {message}")
         self.type_name = type_name
+        self.message = message
         self.remote_traceback = remote_traceback
+
+    def __reduce__(self) -> tuple:
+        return (type(self), (self.type_name, self.message, self.remote_traceback), self.__dict__)
 
     def __str__(self) -> str:
         text = super().__str__()

@@ -9,10 +9,13 @@ from collections.abc import AsyncGenerator, Callable, Coroutine
 from dataclasses import dataclass
 from typing import Any, Generic, ParamSpec, TypeVar, overload
 
-from wool import codec
+from wool import codec, task
 
 P = ParamSpec("P")
 R = TypeVar("R")
+C = TypeVar("C")
+A = TypeVar("A", bound=Coroutine[Any, Any, Any] | AsyncGenerator[Any, Any])
+"""What calling an ``async def`` returns: a coroutine, or an async generator."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -31,6 +34,12 @@ class Routine(Generic[P, R]):
     function would; awaiting or iterating it dispatches to the mesh that is
     active in the caller's context. Works on plain functions and on instance,
     class and static methods.
+
+    For type checkers ``Routine[P, R]`` has the wrapped function's type: ``P``
+    its parameters and ``R`` what calling it returns, a
+    ``Coroutine[Any, Any, T]`` or an ``AsyncGenerator[Y, S]``. So
+    ``await f(x)`` has the function's result type and ``async for`` its yield
+    type, with no annotation needed at the call site.
     """
 
     __qualname__: str
@@ -60,7 +69,7 @@ class Routine(Generic[P, R]):
         self.kind = kind
         self.generator = inspect.isasyncgenfunction(fn)
         self.uid = uuid.uuid4().hex
-        self.timeout = timeout
+        self.timeout = None if timeout is None else task.checked(timeout)
 
     @classmethod
     def from_code(
@@ -100,15 +109,23 @@ class Routine(Generic[P, R]):
             self._code = CodeRef(self.uid, codec.digest_of(code), code)
         return self._code
 
-    def __call__(self, *args: P.args, **kwargs: P.kwargs) -> Any:
+    def __call__(self, *args: P.args, **kwargs: P.kwargs) -> R:
+        dispatch: Any = _dispatch  # R is the wrapped function's coroutine or generator type
         if self.generator:
-            return _dispatch.stream(self, args, kwargs, self.timeout)
-        return _dispatch.call(self, args, kwargs, self.timeout)
+            return dispatch.stream(self, args, kwargs, self.timeout)
+        return dispatch.call(self, args, kwargs, self.timeout)
 
-    def __get__(self, instance: object, owner: type | None = None) -> Any:
+    def __get__(self, instance: object, owner: type | None = None) -> Callable[..., R]:
+        """Bound as the wrapped function would be: to the instance, to the class
+        (class methods), or not at all (static methods and access on the class).
+
+        Typed as taking any arguments (a type checker cannot drop the bound
+        ``self`` or ``cls`` from ``P``), but still returning ``R``, so
+        ``await obj.method(x)`` keeps the method's result type.
+        """
         if self.kind == "static":
             return self
-        call: Callable[..., Any] = self
+        call: Callable[..., R] = self
         if self.kind == "class":
             return functools.partial(call, owner if owner is not None else type(instance))
         if instance is None:
@@ -131,7 +148,7 @@ class Routine(Generic[P, R]):
         _ = self.importable  # decided once, on the original, before the clone copies it
         clone = object.__new__(type(self))
         clone.__dict__.update(self.__dict__)
-        clone.timeout = timeout
+        clone.timeout = None if timeout is None else task.checked(timeout)
         clone.worker = worker
         clone.tags = tuple(tags)
         return clone
@@ -147,11 +164,15 @@ from wool.mesh import dispatch as _dispatch  # noqa: E402  (dispatch imports thi
 
 
 @overload
-def routine(fn: Callable[P, Coroutine[Any, Any, R]]) -> Routine[P, R]: ...
+def routine(fn: Callable[P, A]) -> Routine[P, A]: ...
 @overload
-def routine(fn: Callable[P, AsyncGenerator[R, Any]]) -> Routine[P, R]: ...
+def routine(fn: staticmethod[P, A]) -> Routine[P, A]: ...
 @overload
-def routine(fn: Any) -> Routine[Any, Any]: ...
+def routine(fn: classmethod[C, P, A]) -> Routine[P, A]: ...
 def routine(fn: Any) -> Routine[Any, Any]:
-    """Make an async function or async generator run on the mesh when called."""
+    """Make an async function or async generator run on the mesh when called.
+
+    Typed as the function it wraps (see :class:`Routine`); a plain ``def``
+    is a type error here and a ``TypeError`` at run time.
+    """
     return Routine(fn)

@@ -48,15 +48,20 @@ def timeout(seconds: float | None) -> Iterator[None]:
     if seconds is None:
         yield
         return
-    if seconds <= 0:
-        raise ValueError("timeout must be positive")
-    deadline = time.monotonic() + seconds
+    deadline = time.monotonic() + checked(seconds)
     outer = _deadline.get()
     token = _deadline.set(deadline if outer is None else min(outer, deadline))
     try:
         yield
     finally:
         _deadline.reset(token)
+
+
+def checked(seconds: float) -> float:
+    """``seconds`` if it is a usable timeout; ValueError for zero, negative or NaN."""
+    if not seconds > 0:  # NaN compares false, so it is refused here too
+        raise ValueError(f"a timeout must be a positive number of seconds, not {seconds!r}")
+    return seconds
 
 
 def time_left(explicit: float | None) -> float | None:

@@ -20,7 +20,10 @@ from IPython.core.interactiveshell import InteractiveShell
 from wool_jupyter.cells import CellProgram
 from wool_jupyter.config import Wool
 
-__all__ = ["BackendFactory", "WoolBackend"]
+__all__ = ["NOT_RUNNING", "BackendFactory", "WoolBackend"]
+
+NOT_RUNNING = "Wool is not running; start it with %wool start."
+"""What the magics, and a backend asked for its status while stopped, tell the user."""
 
 
 class WoolBackend(Protocol):

@@ -9,10 +9,10 @@ instance and read it when they need a value, so changes take effect on the next
 use without a restart unless a trait's help says otherwise.
 """
 
-import os
-
 from traitlets import Bool, Float, Int, List, Unicode
 from traitlets.config import Configurable
+
+import wool
 
 __all__ = ["Wool"]
 
@@ -67,8 +67,4 @@ class Wool(Configurable):
 
     def effective_workers(self) -> int:
         """``workers``, or when it is 0 the number of CPUs this process may run on."""
-        if self.workers:
-            return self.workers
-        if hasattr(os, "sched_getaffinity"):
-            return max(1, len(os.sched_getaffinity(0)))
-        return os.cpu_count() or 1
+        return self.workers or wool.WorkerPool.default_size()

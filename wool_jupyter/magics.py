@@ -18,29 +18,28 @@ and when one is, they refuse work that would have to wait for it, with a
 
 import argparse
 import asyncio
-import inspect
 import keyword
 import shlex
 import sys
-from collections.abc import Awaitable, Coroutine, Iterator, Mapping
-from typing import Any, NoReturn, TypeVar
+from collections.abc import Callable, Coroutine, Iterator, Mapping
+from typing import Any, NoReturn, TypeVar, cast
 
 from IPython.core.error import UsageError
 from IPython.core.interactiveshell import InteractiveShell
 from IPython.core.magic import Magics, cell_magic, line_magic, magics_class
 from IPython.display import display
 
-from wool_jupyter.backend import BackendFactory, WoolBackend
+from wool_jupyter.backend import NOT_RUNNING, BackendFactory, WoolBackend
 from wool_jupyter.cells import compile_cell
 from wool_jupyter.config import Wool
 from wool_jupyter.imports import ImportMemory
 from wool_jupyter.transform import MAGIC_NAME, cache_cell_source
 
-__all__ = ["WoolMagics"]
+__all__ = ["NOT_RUNNING", "WoolMagics"]
 
 _T = TypeVar("_T")
+_Magic = TypeVar("_Magic", bound=Callable[..., Any])
 
-NOT_RUNNING = "Wool is not running; start it with %wool start."
 CONNECT_UNAVAILABLE = (
     "%wool connect is not available yet: joining peers on other hosts is still being "
     "built. %wool start runs a mesh of workers on this machine."
@@ -214,11 +213,9 @@ class _NotebookNames(Mapping[str, object]):
         return sum(1 for _ in self)
 
 
-async def _resolve(value: Awaitable[_T] | _T) -> _T:
-    __tracebackhide__ = True
-    if inspect.isawaitable(value):
-        return await value
-    return value
+def _magic(kind: Callable[[str], Any], name: str) -> Callable[[_Magic], _Magic]:
+    """IPython's ``line_magic``/``cell_magic`` with the type they have when given a name."""
+    return cast(Callable[[_Magic], _Magic], kind(name))
 
 
 def _show(value: object) -> None:
@@ -250,6 +247,13 @@ class WoolMagics(Magics):
         """Top-level imports of the ``%%wool`` cells run so far (:mod:`wool_jupyter.imports`)."""
 
     @property
+    def _ipython(self) -> InteractiveShell:
+        shell = self.shell
+        if shell is None:
+            raise RuntimeError("the wool magics are not attached to a shell")
+        return shell
+
+    @property
     def backend(self) -> WoolBackend | None:
         """The backend, once the first ``%wool start`` has made it."""
         return self._backend
@@ -259,7 +263,7 @@ class WoolMagics(Magics):
         if self._backend is not None:
             self._backend.close()
 
-    @line_magic(MAGIC_NAME)
+    @_magic(line_magic, MAGIC_NAME)
     def wool_line(self, line: str) -> None:
         __tracebackhide__ = True
         args = self._parse(self._line_parser, line)
@@ -270,7 +274,7 @@ class WoolMagics(Magics):
         else:
             self._immediate_command(args)
 
-    @cell_magic(MAGIC_NAME)
+    @_magic(cell_magic, MAGIC_NAME)
     def wool_cell(self, line: str, cell: str) -> object:
         __tracebackhide__ = True
         args = self._parse(self._cell_parser, line)
@@ -311,7 +315,7 @@ class WoolMagics(Magics):
         try:
             asyncio.get_running_loop()
         except RuntimeError:
-            return self.shell.loop_runner(work)
+            return self._ipython.loop_runner(work)
         work.close()
         raise UsageError(
             f"{what} has to wait on the event loop that is running this cell, which a "
@@ -345,17 +349,17 @@ class WoolMagics(Magics):
                 workers = args.workers or self.settings.effective_workers()
                 tags = list(args.tags if args.tags is not None else self.settings.tags)
                 backend = self._ensure_backend()
-                _show(await _resolve(backend.start(workers, tags)))
+                _show(await backend.start(workers, tags))
                 if self.settings.show_widget:
                     self._show_widget(quiet=True)
             case "stop" | "restart" if running is None:
                 print(NOT_RUNNING)
             case "stop":
                 assert self._backend is not None
-                _show(await _resolve(self._backend.stop()))
+                _show(await self._backend.stop())
             case "restart":
                 assert self._backend is not None
-                _show(await _resolve(self._backend.restart()))
+                _show(await self._backend.restart())
             case other:
                 raise AssertionError(f"unhandled subcommand {other!r}")
 
@@ -364,30 +368,29 @@ class WoolMagics(Magics):
         backend = self._backend
         if backend is None or backend.describe() is None:
             raise UsageError(NOT_RUNNING)
-        filename = cache_cell_source(self.shell, line, cell)
+        shell = self._ipython
+        filename = cache_cell_source(shell, line, cell)
         program = compile_cell(
             cell,
-            _NotebookNames(self.shell),
+            _NotebookNames(shell),
             filename=filename,
             first_line=2,
             imports=self.imports,
         )
         self.imports.remember(program.imports)
-        result = await _resolve(
-            backend.run_cell(
-                program,
-                all_peers=args.all,
-                tags=list(args.tags or ()),
-                timeout=args.timeout,
-            )
+        result = await backend.run_cell(
+            program,
+            all_peers=args.all,
+            tags=list(args.tags or ()),
+            timeout=args.timeout,
         )
         if args.output is not None:
-            self.shell.user_ns[args.output] = result
+            shell.user_ns[args.output] = result
         return result
 
     def _ensure_backend(self) -> WoolBackend:
         if self._backend is None:
-            self._backend = self._factory(self.shell, self.settings)
+            self._backend = self._factory(self._ipython, self.settings)
         return self._backend
 
     def _show_widget(self, *, quiet: bool) -> None:

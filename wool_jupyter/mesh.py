@@ -25,8 +25,10 @@ from typing import Any
 from IPython.core.interactiveshell import InteractiveShell
 
 import wool
+from wool_jupyter.backend import NOT_RUNNING
 from wool_jupyter.cells import CellProgram
 from wool_jupyter.config import Wool
+from wool_jupyter.fanout import cancel_all, outcomes
 from wool_jupyter.output import OutputForwarder, peer_label
 from wool_jupyter.status import pool_status
 from wool_jupyter.tracebacks import RUNTIME, frames_without
@@ -36,7 +38,6 @@ __all__ = ["KernelMesh"]
 
 _log = logging.getLogger(__name__)
 
-NOT_RUNNING = "Wool is not running; start it with %wool start."
 WIDGET_STOP_TIMEOUT = 3.0
 """Seconds to wait for the widget's polling thread when the mesh stops."""
 
@@ -200,24 +201,13 @@ async def _run_on_every_peer(
     try:
         await asyncio.wait(tasks)
     except BaseException:
-        for task in tasks:
-            task.cancel()
-        await asyncio.wait(tasks)
+        await cancel_all(tasks)
         raise
-    failures = [
-        (worker, _error(task)) for worker, task in zip(peers, tasks, strict=True) if _error(task)
-    ]
+    values, failures = outcomes(tasks)
     if failures:
         error = failures[0][1]
-        assert error is not None
         if len(failures) > 1:
-            names = ", ".join(f"{w.id} ({type(e).__name__})" for w, e in failures)
+            names = ", ".join(f"{peers[i].id} ({type(e).__name__})" for i, e in failures)
             error.add_note(f"[wool] {len(failures)} of {len(peers)} peers failed: {names}")
         raise error
-    return {worker.id: task.result() for worker, task in zip(peers, tasks, strict=True)}
-
-
-def _error(task: asyncio.Future[Any]) -> BaseException | None:
-    if task.cancelled():
-        return asyncio.CancelledError()
-    return task.exception()
+    return {worker.id: value for worker, value in zip(peers, values, strict=True)}

@@ -17,10 +17,14 @@ from collections.abc import Awaitable, Iterable
 from dataclasses import dataclass
 from typing import Any, Protocol
 
+from wool_jupyter.fanout import cancel_all, outcomes
+from wool_jupyter.rate import windowed_rate
+
 __all__ = ["progress"]
 
 _TICK_S = 0.1
 _RATE_WINDOW_S = 5.0
+_RATE_MIN_DT_S = 0.2
 
 
 @dataclass(frozen=True, slots=True)
@@ -87,9 +91,7 @@ class _Tracker:
             samples.append((now, finished))
             while len(samples) > 2 and samples[1][0] <= now - _RATE_WINDOW_S:
                 samples.popleft()
-            t0, f0 = samples[0]
-            if now - t0 >= 0.2:
-                rate = (finished - f0) / (now - t0)
+            rate = windowed_rate(samples, int, _RATE_WINDOW_S, _RATE_MIN_DT_S)
         return _Counts(self.total, self.done, self.failed, self.cancelled, elapsed, rate)
 
 
@@ -247,13 +249,6 @@ def _make_view(description: str, total: int, display: bool | None) -> _View:
     return _TextView(description, live=bool(display), min_interval=1.0)
 
 
-async def _cancel_all(tasks: list[asyncio.Future[Any]]) -> None:
-    for task in tasks:
-        task.cancel()
-    if tasks:
-        await asyncio.wait(tasks)
-
-
 async def progress(
     awaitables: Iterable[Awaitable[Any]],
     *,
@@ -289,7 +284,7 @@ async def progress(
             task.add_done_callback(tracker.on_done)
             tasks.append(task)
     except BaseException:
-        await _cancel_all(tasks)
+        await cancel_all(tasks)
         raise
     tracker.seal(len(tasks))
     view = _make_view(description, len(tasks), display)
@@ -298,7 +293,7 @@ async def progress(
             await asyncio.wait([tracker.all_done], timeout=_TICK_S)
             view.update(tracker.counts())
     except BaseException:  # cancelled, or the display itself broke
-        await _cancel_all(tasks)
+        await cancel_all(tasks)
         try:
             view.finish(tracker.counts(final=True), interrupted=True)
         except Exception:
@@ -306,16 +301,7 @@ async def progress(
         raise
     view.finish(tracker.counts(final=True), interrupted=False)
 
-    results: list[Any] = []
-    first_error: BaseException | None = None
-    for task in tasks:
-        error = asyncio.CancelledError() if task.cancelled() else task.exception()
-        if error is None:
-            results.append(task.result())
-        else:
-            if first_error is None:
-                first_error = error
-            results.append(error)
-    if first_error is not None and not return_exceptions:
-        raise first_error
+    results, failures = outcomes(tasks)
+    if failures and not return_exceptions:
+        raise failures[0][1]
     return results

@@ -18,6 +18,7 @@ from collections import deque
 from collections.abc import Iterator
 
 from wool import DispatchCounters, LatencySummary, MeshStatistics, PeerStatistics
+from wool_jupyter.rate import windowed_rate
 
 __all__ = ["History", "mesh_totals", "render_html", "render_text"]
 
@@ -96,19 +97,8 @@ class History:
         reported any. None until two points lie at least ``min_dt`` apart, so
         two reads a millisecond apart never show as a wild spike.
         """
-        points = self._points
-        if len(points) < 2:
-            return None
-        t1, s1 = points[-1]
-        base = len(points) - 2
-        while base > 0 and (points[base - 1][0] >= t1 - span or t1 - points[base][0] < self.min_dt):
-            base -= 1
-        t0, s0 = points[base]
-        if t1 - t0 < self.min_dt:
-            return None
         use_executed = self._use_executed()
-        delta = _finished(s1, use_executed) - _finished(s0, use_executed)
-        return max(0.0, delta / (t1 - t0))
+        return windowed_rate(self._points, lambda s: _finished(s, use_executed), span, self.min_dt)
 
     def series(self, smooth: float = _SMOOTH_S) -> list[tuple[float, float, int]]:
         """``(t, tasks per second, in flight)`` for the points in the window.
@@ -182,6 +172,18 @@ def _peer_counts(snapshot: MeshStatistics) -> tuple[int, int, int]:
     peers = snapshot.peers
     lost = sum(1 for p in peers if p.state == "lost")
     return len(peers), snapshot.ready_peers, lost
+
+
+def _peer_summary(snapshot: MeshStatistics) -> str:
+    peers, ready, lost = _peer_counts(snapshot)
+    summary = f"{peers} peer{'s' if peers != 1 else ''} · {ready} ready"
+    return summary + (f" · {lost} lost" if lost else "")
+
+
+def _throughput(history: History | None, status: str | None) -> str:
+    """The recent rate; a stopped mesh has none, whatever its last readings were."""
+    rate = history.rate() if history is not None and status != "stopped" else None
+    return _DASH if rate is None else _rate(rate)
 
 
 # --- HTML ---------------------------------------------------------------------
@@ -375,10 +377,7 @@ def render_html(
     totals = mesh_totals(snapshot)
     latency = _latency(snapshot)
     peers, ready, lost = _peer_counts(snapshot)
-    throughput = history.rate() if history is not None and status != "stopped" else None
-    summary = f"{peers} peer{'s' if peers != 1 else ''} · {ready} ready"
-    if lost:
-        summary += f" · {lost} lost"
+    summary = _peer_summary(snapshot)
     stats = "".join(
         (
             _stat("dispatched", _int(snapshot.caller.started)),
@@ -388,7 +387,7 @@ def render_html(
             _stat("in flight", _int(totals.in_flight)),
             _stat("p50", _ms(latency.p50_ms)),
             _stat("p99", _ms(latency.p99_ms)),
-            _stat("throughput", _DASH if throughput is None else _rate(throughput)),
+            _stat("throughput", _throughput(history, status)),
         )
     )
     return (
@@ -447,18 +446,14 @@ def render_text(
         return "\n".join(lines)
     totals = mesh_totals(snapshot)
     latency = _latency(snapshot)
-    peers, ready, lost = _peer_counts(snapshot)
-    head += f" · {peers} peer{'s' if peers != 1 else ''} · {ready} ready"
-    if lost:
-        head += f" · {lost} lost"
-    throughput = history.rate() if history is not None else None
+    head += f" · {_peer_summary(snapshot)}"
     lines = [
         head,
         f"dispatched {_int(snapshot.caller.started)} · completed {_int(totals.completed)} · "
         f"failed {_int(totals.failed)} · cancelled {_int(totals.cancelled)} · "
         f"in flight {_int(totals.in_flight)}",
-        f"latency p50 {_ms(latency.p50_ms)} · p99 {_ms(latency.p99_ms)} · throughput "
-        + (_DASH if throughput is None else _rate(throughput)),
+        f"latency p50 {_ms(latency.p50_ms)} · p99 {_ms(latency.p99_ms)} · "
+        f"throughput {_throughput(history, status)}",
     ]
     spark = _text_sparkline(history)
     if spark:

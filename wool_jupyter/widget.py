@@ -209,8 +209,8 @@ class MeshWidget(VBox):
         """
         bundle = super()._repr_mimebundle_(**kwargs) or {}
         with self._lock:
-            args = (self._snapshot, self._history)
-            options = {"status": self._status_label(), "note": self._note}
-            bundle["text/plain"] = render_text(*args, **options)
-            bundle["text/html"] = render_html(*args, **options)
+            snapshot, history = self._snapshot, self._history
+            status, note = self._status_label(), self._note
+            bundle["text/plain"] = render_text(snapshot, history, status=status, note=note)
+            bundle["text/html"] = render_html(snapshot, history, status=status, note=note)
         return bundle

@@ -182,20 +182,40 @@ async def test_a_raising_output_handler_does_not_break_the_call(
 
 
 async def test_concurrent_tasks_each_enter_and_leave_the_same_pool(pool: wool.WorkerPool) -> None:
-    async def user(delay: float) -> int:
+    both_inside = asyncio.Barrier(2)
+    first_left = asyncio.Event()
+
+    async def first() -> int:
         async with pool:
-            await asyncio.sleep(delay)
-            return await routines.add(1, 1)
+            await both_inside.wait()
+            result = await routines.add(1, 1)
+        first_left.set()
+        return result
 
-    assert await asyncio.gather(user(0.05), user(0.2)) == [2, 2]
+    async def second() -> int:
+        async with pool:
+            await both_inside.wait()
+            await first_left.wait()  # the other task has left the pool: this one still calls
+            return await routines.add(2, 2)
+
+    async with asyncio.timeout(20):
+        assert await asyncio.gather(first(), second()) == [2, 4]
 
 
-async def test_leaving_a_nested_block_keeps_calls_of_the_outer_block_alive() -> None:
+async def test_leaving_a_nested_block_keeps_calls_of_the_outer_block_alive(
+    tmp_path: pathlib.Path,
+) -> None:
+    marker = tmp_path / "outer"
     async with wool.WorkerPool(spawn=1) as pool:
-        background = asyncio.create_task(routines.pid_then_sleep(0.3))
+        # A stream that has yielded is running on the worker, however slow the machine,
+        # so it is certainly in flight while the nested block ends.
+        outer = routines.accumulate(str(marker))
+        assert await anext(outer) == 0
         async with pool:
             assert await routines.add(2, 2) == 4
-        assert await background == pool.workers[0].pid
+        assert await outer.asend(5) == 5, "the outer block's call kept its remote state"
+        await outer.aclose()
+    assert marker.read_text() == "closed at 5"
 
 
 def test_a_pool_started_from_a_short_lived_thread_outlives_that_thread() -> None:

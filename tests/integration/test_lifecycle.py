@@ -92,11 +92,13 @@ def test_pool_exit_prints_nothing_on_stderr(tmp_path) -> None:
 
             async def main():
                 for _ in range(5):
-                    async with wool.WorkerPool(spawn=2):
+                    async with wool.WorkerPool(spawn=2) as pool:
                         for _ in range(50):
                             await routines.noop()
                         running = asyncio.create_task(routines.pid_then_sleep(30))
-                        await asyncio.sleep(0.05)
+                        async with asyncio.timeout(10):  # the routine runs on a worker
+                            while (await pool.statistics()).executed.in_flight != 1:
+                                await asyncio.sleep(0.01)
                     try:
                         await running
                     except wool.WorkerLost:
@@ -157,3 +159,15 @@ def test_a_worker_that_cannot_start_gives_a_typed_error(monkeypatch) -> None:
     monkeypatch.setattr(sys, "executable", "/bin/false")
     with pytest.raises(wool.WorkerStartError, match="exited"):
         wool.WorkerPool(spawn=1, start_timeout=10).start()
+
+
+@pytest.mark.parametrize("host", ["0.0.0.0", "::", "192.168.1.10", "example.com"])
+def test_a_pool_refuses_to_bind_beyond_loopback(host: str) -> None:
+    with pytest.raises(ValueError, match="Use a loopback address") as refused:
+        wool.WorkerPool(spawn=1, host=host)
+    assert "mutual TLS" in str(refused.value)
+
+
+@pytest.mark.parametrize("host", ["127.0.0.1", "127.0.0.2", "::1", "localhost"])
+def test_a_pool_accepts_loopback_hosts(host: str) -> None:
+    assert wool.WorkerPool(spawn=1, host=host).host == host

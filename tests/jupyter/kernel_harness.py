@@ -252,12 +252,15 @@ class Kernel:
         timeout: float = CELL_TIMEOUT,
         interrupt_after: float | None = None,
         interrupt_when: Callable[[Execution], bool] | None = None,
+        watch: Callable[[Execution], object] | None = None,
     ) -> Execution:
         """Run ``code`` and collect its outputs until the kernel is idle and has replied.
 
         The kernel is interrupted ``interrupt_after`` seconds after sending, or
-        as soon as ``interrupt_when(execution)`` is true. Past ``timeout`` the
-        kernel is interrupted and the call fails.
+        as soon as ``interrupt_when(execution)`` is true. ``watch(execution)``
+        is called on every poll while the cell runs, to act on what it has
+        published so far. Past ``timeout`` the kernel is interrupted and the
+        call fails.
         """
         kc = self.kc
         assert kc is not None, "kernel is not running"
@@ -277,6 +280,8 @@ class Kernel:
             ):
                 self.interrupt()
                 execution.interrupted_at = time.monotonic() - sent
+            if watch is not None:
+                watch(execution)
             try:
                 msg = kc.get_iopub_msg(timeout=0.02)
             except queue.Empty:

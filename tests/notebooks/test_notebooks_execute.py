@@ -84,11 +84,13 @@ def check_errors_and_cancellation(notebook: NotebookNode) -> None:
     assert "one call: nap() ran past its 0.5s deadline" in outputs_of(notebook, "timeout=0.5")
     block = outputs_of(notebook, "with wool.timeout(1.0)")
     assert block.count("slept 0.2s") == 2
-    assert 1.0 <= seconds_in(r"the block, after (\d+\.\d)s", block) < 5.0
+    # Before the block's nap(10) could have ended: the block's deadline stopped it.
+    assert 1.0 <= seconds_in(r"the block, after (\d+\.\d)s", block) < 10.0
     cancel = outputs_of(notebook, "job = asyncio.create_task(long_job(600")
     assert "long_job was cancelled" in cancel and "long_job cleaned up on worker" in cancel
     interrupted = outputs_of(notebook, "cell_work = asyncio.create_task(")
-    assert 1.0 <= seconds_in(r"interrupted after (\d+\.\d)s", interrupted) < 5.0
+    # Cancelled after its 1 s, far before its 600 s of work.
+    assert 1.0 <= seconds_in(r"interrupted after (\d+\.\d)s", interrupted) < 60.0
     assert "long_job cleaned up on worker" in interrupted
     assert outputs_of(notebook, "and carry on") == "3.25"
 

@@ -3,6 +3,14 @@
 A caller process (a script, a kernel) and every worker (for nested calls)
 each hold one. Connections are kept per event loop, because gRPC's asyncio
 objects belong to the loop that made them; the peer table is shared.
+
+A peer whose stream breaks is lost: its calls fail with ``WorkerLost`` and
+no new call goes to it. It is not lost for good: after ``LOST_RETRY``
+seconds (doubling up to ``LOST_RETRY_MAX``) the loop that lost it opens a
+fresh connection in the background, and only when that connection's
+handshake succeeds does the peer take calls again (a worker that was
+stopped and continued, or stalled and recovered, rejoins). A peer the pool
+knows has exited (``mark_lost``) is never retried.
 """
 
 from __future__ import annotations
@@ -11,11 +19,12 @@ import asyncio
 import threading
 import weakref
 from collections.abc import Iterable
+from typing import Final
 
 import grpc
 import grpc.aio
 
-from wool.errors import NoWorkersAvailable, ProtocolError, WorkerLost
+from wool.errors import AuthenticationError, NoWorkersAvailable, ProtocolError, WorkerLost
 from wool.mesh.connection import Connection, OpenCancelled
 from wool.protocol import auth
 from wool.protocol.frames import (
@@ -28,12 +37,22 @@ from wool.protocol.frames import (
 from wool.stats import Counters
 
 CONNECT_TIMEOUT = 10.0
+LOST_RETRY: Final = 1.0
+"""Seconds after a peer is lost before a fresh connection to it is tried."""
+LOST_RETRY_MAX: Final = 30.0
+"""The longest wait between tries while the peer keeps failing them."""
+PROBE_TIMEOUT: Final = 3.0
+"""Bound on one background try to reach a lost peer."""
 
 
 class _LoopConnections(dict[str, Connection]):
-    """One event loop's connections by peer id, and the one its last pick chose."""
+    """One event loop's connections by peer id, the one its last pick chose, its retries."""
 
     last: Connection | None = None
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.probes: dict[str, asyncio.TimerHandle | asyncio.Task[None]] = {}
 
 
 class MeshClient:
@@ -45,6 +64,8 @@ class MeshClient:
         self.connect_timeout = connect_timeout
         self._records: dict[str, PeerRecord] = {}
         self._lost: dict[str, str] = {}
+        self._gone: set[str] = set()
+        self._retrying = True
         self._live: tuple[PeerRecord, ...] = ()
         self._loops: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, _LoopConnections]
         self._loops = weakref.WeakKeyDictionary()
@@ -64,9 +85,20 @@ class MeshClient:
             self._live = tuple(p for p in self._records.values() if p.id not in self._lost)
 
     def mark_lost(self, peer_id: str, reason: str) -> None:
+        """Take ``peer_id`` out of service for good (its process is known to have exited)."""
+        with self._lock:
+            self._gone.add(peer_id)
+        self._mark(peer_id, reason)
+
+    def _mark(self, peer_id: str, reason: str) -> None:
         with self._lock:
             self._lost.setdefault(peer_id, reason)
             self._live = tuple(p for p in self._live if p.id != peer_id)
+
+    def _rejoin(self, peer_id: str) -> None:
+        with self._lock:
+            if self._lost.pop(peer_id, None) is not None:
+                self._live = tuple(p for p in self._records.values() if p.id not in self._lost)
 
     @property
     def peers(self) -> tuple[PeerRecord, ...]:
@@ -89,7 +121,57 @@ class MeshClient:
         return conns
 
     def _on_lost(self, conn: Connection, error: WorkerLost) -> None:
-        self.mark_lost(conn.peer.id, str(error))
+        if not conn.ended_by_worker:
+            self._lose(conn.peer, str(error))
+            return
+        # The worker ended one stream and serves on: the next call opens a fresh one.
+        conns = self._connections()
+        if conns.get(conn.peer.id) is conn:
+            del conns[conn.peer.id]
+        if conns.last is conn:
+            conns.last = None
+
+    def _lose(self, peer: PeerRecord, reason: str, retry: float = LOST_RETRY) -> None:
+        """Mark ``peer`` lost and, on this loop, try it again after ``retry`` seconds."""
+        self._mark(peer.id, reason)
+        conns = self._connections()
+        if peer.id not in conns.probes and self._retryable(peer.id) is not None:
+            loop = asyncio.get_running_loop()
+            conns.probes[peer.id] = loop.call_later(retry, self._start_probe, conns, peer, retry)
+
+    def _start_probe(self, conns: _LoopConnections, peer: PeerRecord, retry: float) -> None:
+        conns.probes[peer.id] = asyncio.get_running_loop().create_task(
+            self._probe(conns, peer, retry)
+        )
+
+    async def _probe(self, conns: _LoopConnections, peer: PeerRecord, retry: float) -> None:
+        """Open a fresh connection to a lost peer; it rejoins only if the handshake succeeds."""
+        record = self._retryable(peer.id)
+        if record is None:
+            del conns.probes[peer.id]
+            return
+        conn = Connection(record, self.secret, self._on_lost)
+        try:
+            await conn.open(min(self.connect_timeout, PROBE_TIMEOUT))
+        except (WorkerLost, AuthenticationError):
+            del conns.probes[peer.id]
+            reason = self._lost.get(peer.id)
+            if reason is not None:
+                self._lose(record, reason, min(retry * 2, LOST_RETRY_MAX))
+            return
+        del conns.probes[peer.id]
+        stale = conns.get(peer.id)
+        if self._retryable(peer.id) is None or (stale is not None and stale.lost is None):
+            await conn.close()  # closed meanwhile, or another caller reached it first
+            return
+        conns[peer.id] = conn
+        self._rejoin(peer.id)
+
+    def _retryable(self, peer_id: str) -> PeerRecord | None:
+        """The record to try a lost peer at, or None if it is not worth trying."""
+        if not self._retrying or peer_id in self._gone or peer_id not in self._lost:
+            return None
+        return self._records.get(peer_id)
 
     def pick(self) -> tuple[Connection | None, PeerRecord]:
         """The least-loaded live peer, with its open connection.
@@ -131,7 +213,7 @@ class MeshClient:
             try:
                 conn = await self._open(conns, peer)
             except WorkerLost as exc:
-                self.mark_lost(peer.id, str(exc))
+                self._lose(peer, str(exc))
             else:
                 conns.last = conn
                 return conn
@@ -139,10 +221,14 @@ class MeshClient:
             if ready is not None:
                 return ready
 
-    async def connection(self) -> Connection:
-        """An open connection to the live peer with the fewest calls in flight."""
-        conn, peer = self.pick()
-        return conn if conn is not None else await self.open_to(peer)
+    async def connect(self, worker: str | None = None, tags: tuple[str, ...] = ()) -> Connection:
+        """An open connection for one call: to ``worker`` if given, else the least-loaded peer
+        carrying ``tags`` (any peer without them). Raises NoWorkersAvailable when none is live.
+        """
+        if worker is None and not tags:
+            conn, peer = self.pick()
+            return conn if conn is not None else await self.open_to(peer)
+        return await self.connection_matching(worker, tags)
 
     async def connection_matching(self, worker: str | None, tags: tuple[str, ...]) -> Connection:
         """A connection to the given worker, or to the least-loaded one carrying ``tags``."""
@@ -158,7 +244,7 @@ class MeshClient:
         try:
             return await self.connection_to(peer)
         except WorkerLost as exc:
-            self.mark_lost(peer.id, str(exc))
+            self._lose(peer, str(exc))
             raise
 
     async def connection_to(self, peer: PeerRecord) -> Connection:
@@ -169,24 +255,35 @@ class MeshClient:
         return await self._open(conns, peer)
 
     async def _open(self, conns: dict[str, Connection], peer: PeerRecord) -> Connection:
+        """The open connection to ``peer``, opening it or joining its opening.
+
+        While they wait, callers count as the connection's load, so a burst
+        spreads over idle peers instead of piling onto one still opening.
+        """
         while True:
             conn = conns.get(peer.id)
             if conn is not None and conn.lost is None:
+                conn.opening += 1
                 try:
                     await conn.wait_open(self.connect_timeout)
                 except TimeoutError:
                     raise WorkerLost(f"{conn.describe()} did not answer in time") from None
                 except OpenCancelled:
                     continue  # its opener was cancelled; open it ourselves
+                finally:
+                    conn.opening -= 1
                 return conn
             conn = Connection(peer, self.secret, self._on_lost)
             conns[peer.id] = conn
+            conn.opening += 1
             try:
                 await conn.open(self.connect_timeout)
             except BaseException:
                 if conns.get(peer.id) is conn:
                     del conns[peer.id]
                 raise
+            finally:
+                conn.opening -= 1
             return conn
 
     def _why_none(self) -> str:
@@ -226,7 +323,8 @@ class MeshClient:
         return records
 
     def close_sync(self) -> None:
-        """Close the plain channels peer_stats_sync opened."""
+        """Close the plain channels peer_stats_sync opened; lost peers are not tried again."""
+        self._retrying = False
         with self._lock:
             channels, self._sync_channels = self._sync_channels, {}
         for channel in channels.values():
@@ -237,7 +335,11 @@ class MeshClient:
         loop = asyncio.get_running_loop()
         conns = self._loops.pop(loop, _LoopConnections())
         channels = self._control.pop(loop, {})
+        probes = list(conns.probes.values())
+        for probe in probes:
+            probe.cancel()
         await asyncio.gather(
+            *(p for p in probes if isinstance(p, asyncio.Task)),
             *(c.close() for c in conns.values()),
             *(ch.close(grace=None) for ch in channels.values()),
             return_exceptions=True,

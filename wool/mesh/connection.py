@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Final, TypeVar
 import grpc
 import grpc.aio
 
-from wool.errors import AuthenticationError, WorkerLost
+from wool.errors import AuthenticationError, SerializationError, WorkerLost
 from wool.protocol import auth
 from wool.protocol.frames import (
     CLOSE,
@@ -38,17 +38,27 @@ from wool.protocol.frames import (
     decode,
     encode,
 )
-from wool.protocol.reader import StreamReader
-from wool.protocol.writer import FrameWriter
+from wool.protocol.plain import Reader, Writer, make_reader, make_writer
+from wool.protocol.writer import Salvage
 
 if TYPE_CHECKING:
     from wool.routine import Routine
 
+KEEPALIVE_MS: Final = 1_000
+"""A ping goes to a peer after this long without a byte from it."""
+PING_TIMEOUT_MS: Final = 2_000
+"""A peer that has not acked a ping this long after it was sent is lost (README: Liveness).
+
+gRPC answers pings on its own threads, so a routine blocking the peer's
+loop does not delay the ack. Both gRPC timeouts are set: with a keepalive
+time, the general ping timeout defaults to 60 s and would win.
+"""
 CHANNEL_OPTIONS: Final = (
     ("grpc.max_send_message_length", -1),
     ("grpc.max_receive_message_length", -1),
-    ("grpc.keepalive_time_ms", 20_000),
-    ("grpc.keepalive_timeout_ms", 10_000),
+    ("grpc.keepalive_time_ms", KEEPALIVE_MS),
+    ("grpc.keepalive_timeout_ms", PING_TIMEOUT_MS),
+    ("grpc.http2.ping_timeout_ms", PING_TIMEOUT_MS),
     ("grpc.keepalive_permit_without_calls", 1),
     ("grpc.http2.max_pings_without_data", 0),
     ("grpc.enable_retries", 0),
@@ -58,6 +68,7 @@ _log = logging.getLogger("wool")
 T = TypeVar("T")
 _closing: set[asyncio.Task] = set()  # keeps channel-close tasks alive until done
 _UNWINDING_LIMIT: Final = 1024
+_ENDED_BY_WORKER: Final = (grpc.StatusCode.INTERNAL, grpc.StatusCode.INVALID_ARGUMENT)
 OutputSink = Callable[[int, str], None]
 
 
@@ -106,19 +117,22 @@ class Connection:
         self._unwinding: dict[int, OutputSink] = {}
         self.known: set[bytes] = set()
         self.lost: WorkerLost | None = None
+        self.ended_by_worker = False
         self._secret = secret
         self._on_lost = on_lost
         self._next_call = 0
         self._loop = asyncio.get_running_loop()
-        self._writer: FrameWriter[Frame] | None = None
+        self._writer: Writer[Frame] | None = None
         self._opened: asyncio.Future[None] = self._loop.create_future()
         self._channel: grpc.aio.Channel | None = None
         self._call: grpc.aio.StreamStreamCall | None = None
-        self._reader: StreamReader | None = None
+        self._reader: Reader | None = None
+        self.opening = 0  # callers waiting for this connection to open (MeshClient counts them)
 
     @property
     def load(self) -> int:
-        return len(self.pending)
+        """Calls in flight here, counting those still waiting for the connection to open."""
+        return len(self.pending) + self.opening
 
     @property
     def ready(self) -> bool:
@@ -165,8 +179,10 @@ class Connection:
         except BaseException:  # cancelled: callers that joined this attempt must not hang
             await asyncio.shield(self._abandon(OpenCancelled(self.describe())))
             raise
-        self._writer = FrameWriter(self._call.write, self._fail, encode)
-        self._reader = StreamReader(self._call.read, grpc.aio.EOF, self._receive, self._fail)
+        self._writer = make_writer(
+            self._call.write, self._fail, Salvage(encode, self._reject, self._send)
+        )
+        self._reader = make_reader(self._call.read, grpc.aio.EOF, self._receive, self._fail)
         self._reader.start()
         self._opened.set_result(None)
 
@@ -184,6 +200,20 @@ class Connection:
     def _send(self, frame: Frame) -> None:
         assert self._writer is not None
         self._writer.send(frame)
+
+    def _reject(self, frame: Frame, error: Exception) -> Frame | None:
+        """A frame that cannot be encoded fails its own call, not the stream or the peer."""
+        if type(frame) is not Dispatch and type(frame) is not Resume:
+            return None
+        entry = self.pending.pop(frame.call, None)
+        if entry is not None and not entry.waiter.done():
+            entry.waiter.set_exception(
+                SerializationError(
+                    f"{entry.routine.__qualname__}() could not be sent to {self.describe()}: "
+                    f"{error}"
+                )
+            )
+        return Cancel(frame.call) if type(frame) is Resume else None
 
     def dispatch(
         self,
@@ -292,6 +322,8 @@ class Connection:
             return
         if isinstance(exc, grpc.aio.AioRpcError):
             detail = exc.details()
+            # The worker ended this stream itself (it could not write to it): it is alive.
+            self.ended_by_worker = exc.code() in _ENDED_BY_WORKER and detail.startswith("wool:")
         elif isinstance(exc, EOFError):
             detail = "the worker closed the stream"
         else:

@@ -12,12 +12,12 @@ import asyncio
 import contextlib
 import contextvars
 import time
-from collections.abc import AsyncGenerator, Callable, Iterator
+from collections.abc import AsyncGenerator, Callable, Coroutine, Iterator
 from contextvars import ContextVar
 from typing import TYPE_CHECKING, Any
 
 from wool import codec, task
-from wool.errors import DispatchTimeout, WorkerLost
+from wool.errors import DispatchTimeout, SerializationError, WorkerLost
 from wool.mesh import context
 from wool.mesh.connection import Connection, OutputSink
 from wool.protocol.frames import CANCELLED, NEXT, RAISE, RETURN, SEND, STOP, THROW, YIELD, Outcome
@@ -67,11 +67,8 @@ def _sink() -> OutputSink | None:
     return lambda stream, text: run(handler, _STREAMS[stream], text)
 
 
-async def _connect(mesh: MeshClient, routine: Routine) -> Connection:
-    if routine.worker is None and not routine.tags:
-        conn, peer = mesh.pick()
-        return conn if conn is not None else await mesh.open_to(peer)
-    return await mesh.connection_matching(routine.worker, routine.tags)
+def _connect(mesh: MeshClient, routine: Routine) -> Coroutine[Any, Any, Connection]:
+    return mesh.connect(routine.worker, routine.tags)
 
 
 def _parent() -> str:
@@ -162,7 +159,11 @@ async def call(routine: Routine, args: tuple, kwargs: dict, timeout: float | Non
     if outcome.kind != RETURN:
         counters.failed += 1
         _settle(conn, routine, outcome)
-    result = codec.decode_value(outcome.value)
+    try:
+        result = codec.decode_value(outcome.value)
+    except Exception as exc:
+        counters.failed += 1
+        raise _undecodable(conn, routine, "returned", exc) from exc
     counters.completed += 1
     counters.latency.add(time.perf_counter_ns() - started)
     return result
@@ -196,18 +197,22 @@ async def stream(
                     return
                 _settle(conn, routine, outcome)
                 return
-            value = codec.decode_value(outcome.value)
+            try:
+                value = codec.decode_value(outcome.value)
+            except Exception as exc:
+                conn.cancel(call_id)
+                raise _undecodable(conn, routine, "yielded", exc) from exc
             try:
                 sent = yield value
             except GeneratorExit:
                 raise
             except BaseException as exc:
-                waiter = conn.resume(call_id, THROW, codec.encode_value(exc))
+                waiter = conn.resume(call_id, THROW, _step_value(conn, call_id, exc))
             else:
                 if sent is None:
                     waiter = conn.resume(call_id, NEXT)
                 else:
-                    waiter = conn.resume(call_id, SEND, codec.encode_value(sent))
+                    waiter = conn.resume(call_id, SEND, _step_value(conn, call_id, sent))
     except asyncio.CancelledError:
         finished = True
         counters.cancelled += 1
@@ -224,6 +229,24 @@ async def stream(
     finally:
         if not finished:
             conn.cancel(call_id)
+
+
+def _undecodable(
+    conn: Connection, routine: Routine, what: str, exc: Exception
+) -> SerializationError:
+    return SerializationError(
+        f"the value {routine.__qualname__}() {what} on {conn.describe()} cannot be rebuilt "
+        f"here: {type(exc).__name__}: {exc}"
+    )
+
+
+def _step_value(conn: Connection, call: int, value: object) -> bytes:
+    """``value`` encoded for a remote generator; if it cannot be, the generator is cancelled."""
+    try:
+        return codec.encode_value(value)
+    except SerializationError:
+        conn.cancel(call)  # else it would wait for this step forever
+        raise
 
 
 async def _await_step(waiter: asyncio.Future[Outcome], conn: Connection, call: int) -> Outcome:

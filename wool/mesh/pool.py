@@ -11,7 +11,10 @@ from __future__ import annotations
 
 import asyncio
 import atexit
+import ipaddress
+import logging
 import os
+import select
 import threading
 import time
 import weakref
@@ -20,6 +23,7 @@ from contextvars import Token
 from dataclasses import dataclass, replace
 
 from wool import tuning
+from wool.errors import WorkerStartError
 from wool.mesh import context, spawn
 from wool.mesh.client import MeshClient
 from wool.mesh.spawn import LocalWorker
@@ -28,6 +32,27 @@ from wool.protocol.frames import CountersRecord, PeerRecord, StatsRecord
 from wool.stats import Counters, DispatchCounters, Histogram, MeshStatistics, PeerStatistics
 
 _running: weakref.WeakSet[WorkerPool] = weakref.WeakSet()
+_log = logging.getLogger("wool")
+_WATCH_JOIN = 5.0
+_RETRY_MAX = 5.0
+
+
+def _require_loopback(host: str) -> None:
+    """Refuse a bind address other machines could reach: the mesh has no transport security."""
+    name = host.strip("[]")
+    if name == "localhost":
+        return
+    try:
+        if ipaddress.ip_address(name).is_loopback:
+            return
+    except ValueError:
+        pass
+    raise ValueError(
+        f"WorkerPool(host={host!r}) would let any machine that reaches that address run code "
+        "in its workers: the dispatch streams are unencrypted and their handshake can be "
+        "replayed. Use a loopback address (the default 127.0.0.1, ::1 or localhost); meshes "
+        "across hosts need mutual TLS, which Wool does not have yet."
+    )
 
 
 @dataclass(frozen=True, slots=True)
@@ -56,7 +81,17 @@ class WorkerPool:
 
     ``WorkerPool(*tags, spawn=N)`` starts N workers carrying ``tags`` (default:
     one per CPU); ``size=N`` is accepted as the older spelling. Workers bind
-    ``host`` (loopback by default) and require the pool's secret on every call.
+    ``host``, which must be a loopback address (ValueError otherwise), and
+    require the pool's secret on every call.
+
+    With ``respawn=True``, a worker that dies while the pool runs is replaced:
+    a new worker starts, and once it is ready every live worker and this
+    process get the new peer table (the dead worker stays out of it). Calls
+    that were on the dead worker still fail with ``WorkerLost``; nothing is
+    retried. ``workers`` keeps every worker the pool ever started, oldest
+    first, so the ones replaced show as ``lost``. Off by default: a worker
+    that crashes on every start would otherwise be restarted without end
+    (with a back-off of up to 5 s between attempts).
     """
 
     def __init__(
@@ -68,12 +103,14 @@ class WorkerPool:
         secret: bytes | None = None,
         start_timeout: float = 30.0,
         connect_timeout: float = 10.0,
+        respawn: bool = False,
     ) -> None:
+        _require_loopback(host)
         if spawn is not None and size is not None and spawn != size:
             raise ValueError("give spawn= or size= (the older name), not both")
         count = spawn if spawn is not None else size
         if count is None or count == 0:
-            count = os.cpu_count() or 1
+            count = self.default_size()
         if count < 0:
             raise ValueError("spawn must be a positive number of workers")
         self.tags = tuple(tags)
@@ -90,6 +127,17 @@ class WorkerPool:
         self._last: dict[str, PeerStatistics] = {}
         self._peers_version = 0
         self._lock = threading.Lock()
+        self.respawn = respawn
+        self._gone: set[str] = set()
+        self._watcher: threading.Thread | None = None
+        self._wake: tuple[int, int] | None = None
+
+    @staticmethod
+    def default_size() -> int:
+        """How many workers ``spawn=None`` starts: the CPUs this process may run on."""
+        if hasattr(os, "sched_getaffinity"):
+            return max(1, len(os.sched_getaffinity(0)))
+        return os.cpu_count() or 1
 
     # -- lifecycle ------------------------------------------------------------
 
@@ -114,6 +162,7 @@ class WorkerPool:
                     raise
                 self._state = "running"
                 _running.add(self)
+                self._watch()
             elif self._state == "stopped":
                 raise RuntimeError("this pool was stopped; create a new WorkerPool")
         if default:
@@ -131,6 +180,100 @@ class WorkerPool:
         self._peers_version += 1
         spawn.send_peers(self._workers, records, self._peers_version, self.start_timeout)
         self._mesh.set_peers(self._matching(records))
+
+    # -- respawn ----------------------------------------------------------------
+
+    def _watch(self) -> None:
+        """Start the respawn thread (called with the lock held, once running)."""
+        if not self.respawn:
+            return
+        self._wake = os.pipe()
+        self._watcher = threading.Thread(
+            target=self._respawn_loop, name="wool-respawn", daemon=True
+        )
+        self._watcher.start()
+
+    def _respawn_loop(self) -> None:
+        """Replace workers that exit until the pool stops; never raises."""
+        assert self._wake is not None
+        retry = 0.0
+        stale = False
+        while self._state == "running":
+            try:
+                watched = [w for w in self._workers if w.id not in self._gone]
+                exited = spawn.wait_exit(watched, self._wake[0], timeout=1.0)
+                if self._state != "running":
+                    return
+                for worker in exited:
+                    self._gone.add(worker.id)
+                    self._mesh.mark_lost(
+                        worker.id,
+                        f"worker {worker.id} (pid {worker.pid}) exited with code "
+                        f"{worker.process.returncode}",
+                    )
+                    spawn.stop([worker], timeout=0.0)
+                    stale = True
+                if self._replace():
+                    stale = True
+                if stale:
+                    self._publish()
+                    stale = False
+                retry = 0.0
+            except WorkerStartError as exc:
+                retry = min(max(retry * 2, 0.2), _RETRY_MAX)
+                _log.warning("wool: a replacement worker did not start (%s); retrying", exc)
+                if self._wait_wake(retry):
+                    return
+            except Exception:
+                _log.exception("wool: the respawn thread failed; retrying")
+                if self._wait_wake(_RETRY_MAX):
+                    return
+
+    def _replace(self) -> bool:
+        """Start workers up to ``size`` and wait (bounded) until they are up; False if none."""
+        with self._lock:
+            missing = self.size - sum(w.id not in self._gone for w in self._workers)
+            if self._state != "running" or missing <= 0:
+                return False
+            fresh = spawn.spawn(missing, self.tags, self._secret, self.host)
+            self._workers.extend(fresh)
+        try:
+            spawn.wait_ready(fresh, self.start_timeout)
+        except WorkerStartError:
+            spawn.terminate([w for w in fresh if w.record is None], timeout=1.0)
+            raise
+        return True
+
+    def _publish(self) -> None:
+        """Send the live workers' table to each of them and to this process's mesh."""
+        gone = self._gone
+        live = [w for w in self._workers if w.record and w.id not in gone and w.alive()]
+        self._peers_version += 1
+        acked = spawn.send_peers(
+            live,
+            [w.record for w in live if w.record is not None],
+            self._peers_version,
+            self.start_timeout,
+            skip_exited=True,
+        )
+        if self._state == "running":
+            self._mesh.set_peers(self._matching(w.record for w in acked if w.record is not None))
+
+    def _wait_wake(self, seconds: float) -> bool:
+        """Sleep up to ``seconds``, waking early when the pool stops; True once it has."""
+        assert self._wake is not None
+        select.select([self._wake[0]], [], [], seconds)
+        return self._state != "running"
+
+    def _stop_watching(self) -> threading.Thread | None:
+        """Wake the respawn thread so it sees the pool stopping; returns it to join."""
+        watcher = self._watcher
+        if watcher is not None and self._wake is not None:
+            try:
+                os.write(self._wake[1], b"x")
+            except OSError:
+                pass
+        return watcher
 
     def _matching(self, records: Iterable[PeerRecord]) -> list[PeerRecord]:
         wanted = set(self.tags)
@@ -156,7 +299,25 @@ class WorkerPool:
         _running.discard(self)
 
     def _stop_processes(self) -> None:
-        spawn.stop(self._workers)
+        """End every worker, replacements too, then the respawn thread (bounded), then pipes.
+
+        Called after the state left ``running``, so no replacement starts
+        after this snapshot of the workers; one still starting is in it.
+        """
+        watcher = self._stop_watching()
+        workers = list(self._workers)
+        spawn.terminate(workers)
+        if watcher is not None and watcher is not threading.current_thread():
+            watcher.join(_WATCH_JOIN)
+            if watcher.is_alive():
+                _log.warning("wool: the respawn thread did not end within %gs", _WATCH_JOIN)
+                return
+            assert self._wake is not None
+            for fd in self._wake:
+                os.close(fd)
+            self._wake = None
+            self._watcher = None
+        spawn.close_pipes(workers)
 
     async def astart(self, *, default: bool = False) -> WorkerPool:
         """Like start(), without blocking the event loop while the workers come up."""
@@ -178,6 +339,7 @@ class WorkerPool:
                 if not stopped:
                     self._state = "running"
                     _running.add(self)
+                    self._watch()
             if stopped:
                 await asyncio.to_thread(self._stop_processes)
                 raise RuntimeError("the pool was stopped while it was starting")
@@ -224,8 +386,14 @@ class WorkerPool:
 
     @property
     def workers(self) -> tuple[WorkerInfo, ...]:
+        """Every worker this pool started, oldest first, replaced ones included (as ``lost``).
+
+        A worker is ``ready`` once this process's peer table has it, so a
+        replacement is ``starting`` until its peers know it too.
+        """
         infos = []
-        for w in self._workers:
+        published = {p.id for p in self._mesh.peers}
+        for w in list(self._workers):
             record = w.record
             infos.append(
                 WorkerInfo(
@@ -233,7 +401,7 @@ class WorkerPool:
                     record.address if record else "",
                     w.pid,
                     w.tags,
-                    self._state_of(w.id, w.alive(), record is not None),
+                    self._state_of(w.id, w.alive(), w.id in published),
                 )
             )
         return tuple(infos)

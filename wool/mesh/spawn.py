@@ -17,6 +17,7 @@ import sys
 import threading
 import time
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import BinaryIO
 
@@ -109,8 +110,18 @@ def spawn(count: int, tags: tuple[str, ...], secret: bytes, host: str) -> list[L
     return workers
 
 
-def _wait_lines(workers: list[LocalWorker], timeout: float, what: str) -> dict[str, dict]:
-    """Read one JSON line from each worker's report pipe, bounded by ``timeout``."""
+def _wait_lines(
+    workers: list[LocalWorker],
+    timeout: float,
+    what: str,
+    wanted: Callable[[dict], bool] = lambda line: True,
+    skip_exited: bool = False,
+) -> dict[str, dict]:
+    """Read one ``wanted`` JSON line from each worker's report pipe, bounded by ``timeout``.
+
+    A worker that exits first raises WorkerStartError, or is left out of the
+    result with ``skip_exited``.
+    """
     deadline = time.monotonic() + timeout
     waiting = {w.report.fileno(): w for w in workers}
     lines: dict[str, dict] = {}
@@ -126,24 +137,42 @@ def _wait_lines(workers: list[LocalWorker], timeout: float, what: str) -> dict[s
             for key, _ in selector.select(min(left, 0.5)):
                 worker = key.data
                 try:
-                    line = worker.read_line()
+                    report = _next_wanted(worker, wanted)
                 except EOFError:
+                    if skip_exited:
+                        selector.unregister(key.fd)
+                        del waiting[key.fd]
+                        continue
                     code = worker.process.poll()
                     raise WorkerStartError(
                         f"worker {worker.id} (pid {worker.pid}) exited before it could {what}"
                         f" (exit code {code}); its stderr above says why"
                     ) from None
-                if line is not None:
-                    lines[worker.id] = json.loads(line)
+                if report is not None:
+                    lines[worker.id] = report
                     selector.unregister(key.fd)
                     del waiting[key.fd]
-            for worker in list(waiting.values()):
-                if not worker.alive():
-                    raise WorkerStartError(
-                        f"worker {worker.id} (pid {worker.pid}) exited with code "
-                        f"{worker.process.returncode} before it could {what}"
-                    )
+            for fd, worker in list(waiting.items()):
+                if worker.alive():
+                    continue
+                if skip_exited:
+                    selector.unregister(fd)
+                    del waiting[fd]
+                    continue
+                raise WorkerStartError(
+                    f"worker {worker.id} (pid {worker.pid}) exited with code "
+                    f"{worker.process.returncode} before it could {what}"
+                )
     return lines
+
+
+def _next_wanted(worker: LocalWorker, wanted: Callable[[dict], bool]) -> dict | None:
+    """The first wanted line the worker has sent so far; older lines (stale acks) are dropped."""
+    while (line := worker.read_line()) is not None:
+        report = json.loads(line)
+        if wanted(report):
+            return report
+    return None
 
 
 def wait_ready(workers: list[LocalWorker], timeout: float) -> None:
@@ -155,9 +184,18 @@ def wait_ready(workers: list[LocalWorker], timeout: float) -> None:
 
 
 def send_peers(
-    workers: list[LocalWorker], peers: list[PeerRecord], version: int, timeout: float
-) -> None:
-    """Give every worker the peer table and wait until each has applied it."""
+    workers: list[LocalWorker],
+    peers: list[PeerRecord],
+    version: int,
+    timeout: float,
+    *,
+    skip_exited: bool = False,
+) -> list[LocalWorker]:
+    """Give every worker the peer table and wait until each has applied it.
+
+    Returns the workers that acknowledged this ``version``. A worker that
+    exits meanwhile raises WorkerStartError, or is left out with ``skip_exited``.
+    """
     message = {
         "version": version,
         "peers": [
@@ -180,11 +218,48 @@ def send_peers(
             worker.process.stdin.flush()
         except (BrokenPipeError, OSError):
             continue
-    _wait_lines([w for w in live if w.alive()], timeout, "take the peer table")
+    acked = _wait_lines(
+        [w for w in live if w.alive()],
+        timeout,
+        "take the peer table",
+        lambda report: report.get("ack") == version,
+        skip_exited,
+    )
+    return [w for w in live if w.id in acked]
+
+
+def wait_exit(workers: list[LocalWorker], wake: int, timeout: float) -> list[LocalWorker]:
+    """The workers that have exited, waiting (bounded) until one does or ``wake`` is readable.
+
+    A worker's report pipe reaches end-of-file only when its process is gone,
+    so this needs no polling. Stale lines on the pipes are dropped; exited
+    workers are reaped.
+    """
+    with selectors.DefaultSelector() as selector:
+        selector.register(wake, selectors.EVENT_READ, None)
+        for worker in workers:
+            selector.register(worker.report.fileno(), selectors.EVENT_READ, worker)
+        exited = []
+        for key, _ in selector.select(timeout):
+            worker = key.data
+            if worker is None:
+                continue
+            try:
+                _next_wanted(worker, lambda report: False)
+            except EOFError:
+                exited.append(worker)
+    _reap(exited, time.monotonic() + 2.0)
+    return exited
 
 
 def stop(workers: list[LocalWorker], timeout: float = 3.0) -> None:
-    """Stop workers: close their control pipes, then SIGTERM, then SIGKILL; all bounded."""
+    """Stop workers (see terminate) and close their pipes."""
+    terminate(workers, timeout)
+    close_pipes(workers)
+
+
+def terminate(workers: list[LocalWorker], timeout: float = 3.0) -> None:
+    """End workers: close their control pipes, then SIGTERM, then SIGKILL; all bounded."""
     for worker in workers:
         stdin = worker.process.stdin
         if stdin is not None:
@@ -203,6 +278,10 @@ def stop(workers: list[LocalWorker], timeout: float = 3.0) -> None:
             except ProcessLookupError:
                 pass
         _reap(left, time.monotonic() + grace)
+
+
+def close_pipes(workers: list[LocalWorker]) -> None:
+    """Close the report pipes (once nothing waits on them any more)."""
     for worker in workers:
         try:
             worker.report.close()

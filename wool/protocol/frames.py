@@ -4,7 +4,7 @@ Dispatch-stream messages use a fixed binary layout (``encode``/``decode``):
 a version byte, then frames, each a struct of fixed fields and lengths
 followed by its variable fields. Measured, it made a no-op round trip 11%
 faster than a protobuf envelope, and payloads are read as views, never
-copied. The control plane (statistics, peer tables) stays protobuf
+copied. The control plane (statistics) stays protobuf
 (``wire.proto``); nothing else in Wool imports ``wire_pb2``, and this
 module only when a control message is first made or read, so a worker
 starts without loading protobuf. Frames are plain slotted objects once
@@ -13,6 +13,7 @@ decoded.
 
 from __future__ import annotations
 
+import os
 import struct
 from dataclasses import dataclass
 from types import ModuleType
@@ -20,7 +21,7 @@ from typing import TYPE_CHECKING, Final, TypeAlias
 
 from google.protobuf.message import DecodeError
 
-from wool.errors import ProtocolError
+from wool.errors import ProtocolError, SerializationError
 
 if TYPE_CHECKING:
     from wool.protocol import wire_pb2
@@ -100,6 +101,15 @@ Frame: TypeAlias = Dispatch | Resume | Cancel | Outcome | NeedCode | Output
 VERSION: Final = 1
 """First byte of every dispatch-stream message; a peer speaking another version is refused."""
 
+LIMIT: int = int(os.environ.get("WOOL_MESSAGE_LIMIT") or (1 << 32) - 1)
+"""The most bytes one dispatch-stream message, and so any payload in it, may carry.
+
+Lengths on the wire are u32, here and in gRPC's own message prefix.
+``codec`` refuses a larger value before anything is written; ``encode``
+refuses a larger message. Tests lower it with ``WOOL_MESSAGE_LIMIT`` (read
+at import, and inherited by workers) or by setting this attribute.
+"""
+
 # Each frame: kind (u8), call (u64), the kind's fixed fields, then the byte
 # length (u32) of each variable field, then those fields back to back.
 # Big-endian throughout; strings are UTF-8.
@@ -174,7 +184,10 @@ def encode(frames: list[Frame]) -> bytes:
             add(text)
         else:  # pragma: no cover - a programming error, not peer input
             raise TypeError(f"not a frame: {frame!r}")
-    return b"".join(parts)
+    data = b"".join(parts)
+    if len(data) > LIMIT:
+        raise SerializationError(f"a message of {len(data)} bytes is over the {LIMIT}-byte limit")
+    return data
 
 
 def decode(data: bytes) -> list[Frame]:
@@ -284,21 +297,6 @@ def _wire() -> ModuleType:
     return wire_pb2
 
 
-def encode_peers(peers: list[PeerRecord]) -> bytes:
-    msg = _wire().PeerList()
-    for p in peers:
-        msg.peers.add(id=p.id, address=p.address, pid=p.pid, tags=list(p.tags), control=p.control)
-    return msg.SerializeToString()
-
-
-def decode_peers(data: bytes) -> list[PeerRecord]:
-    try:
-        msg = _wire().PeerList.FromString(data)
-    except DecodeError as exc:
-        raise ProtocolError(f"malformed peer list: {exc}") from None
-    return [PeerRecord(p.id, p.address, p.pid, tuple(p.tags), p.control) for p in msg.peers]
-
-
 @dataclass(frozen=True, slots=True)
 class CountersRecord:
     started: int = 0
@@ -388,4 +386,3 @@ STATS_REQUEST: Final = b""
 SERVICE: Final = "wool.v1.Worker"
 DISPATCH_METHOD: Final = f"/{SERVICE}/Dispatch"
 STATS_METHOD: Final = f"/{SERVICE}/Stats"
-SET_PEERS_METHOD: Final = f"/{SERVICE}/SetPeers"

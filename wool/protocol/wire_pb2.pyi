@@ -60,23 +60,3 @@ class StatsReply(_message.Message):
     code_received: int
     rejected: int
     def __init__(self, id: _Optional[str] = ..., address: _Optional[str] = ..., pid: _Optional[int] = ..., tags: _Optional[_Iterable[str]] = ..., executed: _Optional[_Union[Counters, _Mapping]] = ..., dispatched: _Optional[_Union[Counters, _Mapping]] = ..., cpu_percent: _Optional[float] = ..., rss_bytes: _Optional[int] = ..., uptime_s: _Optional[float] = ..., code_received: _Optional[int] = ..., rejected: _Optional[int] = ...) -> None: ...
-
-class Peer(_message.Message):
-    __slots__ = ("id", "address", "pid", "tags", "control")
-    ID_FIELD_NUMBER: _ClassVar[int]
-    ADDRESS_FIELD_NUMBER: _ClassVar[int]
-    PID_FIELD_NUMBER: _ClassVar[int]
-    TAGS_FIELD_NUMBER: _ClassVar[int]
-    CONTROL_FIELD_NUMBER: _ClassVar[int]
-    id: str
-    address: str
-    pid: int
-    tags: _containers.RepeatedScalarFieldContainer[str]
-    control: str
-    def __init__(self, id: _Optional[str] = ..., address: _Optional[str] = ..., pid: _Optional[int] = ..., tags: _Optional[_Iterable[str]] = ..., control: _Optional[str] = ...) -> None: ...
-
-class PeerList(_message.Message):
-    __slots__ = ("peers",)
-    PEERS_FIELD_NUMBER: _ClassVar[int]
-    peers: _containers.RepeatedCompositeFieldContainer[Peer]
-    def __init__(self, peers: _Optional[_Iterable[_Union[Peer, _Mapping]]] = ...) -> None: ...

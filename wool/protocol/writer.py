@@ -21,6 +21,63 @@ M = TypeVar("M")
 _BATCH: Final = 4096
 
 Write = Callable[[bytes], Coroutine[Any, Any, None]]
+Reject = Callable[[M, Exception], M | None]
+
+
+class Salvage(Generic[M]):
+    """An ``encode`` for a writer under which one bad frame fails alone, not its stream.
+
+    A batch that encodes is returned as is (the only cost on the usual path
+    is this call). Otherwise each frame is tried alone: ``reject(frame,
+    error)`` hears of every frame that cannot be encoded even alone and
+    returns what to send in its place, or None. Frames that encode alone
+    but not together (too large for one message) leave one message each:
+    the first now, the rest re-sent through ``resend``, in order, on the
+    next loop step. Only when even a replacement cannot be encoded does
+    this raise, and the writer then fails the stream.
+    """
+
+    __slots__ = ("_encode", "_loop", "_reject", "_resend")
+
+    def __init__(
+        self,
+        encode: Callable[[list[M]], bytes],
+        reject: Reject[M],
+        resend: Callable[[M], None],
+    ) -> None:
+        self._encode = encode
+        self._reject = reject
+        self._resend = resend
+        self._loop = asyncio.get_running_loop()
+
+    def __call__(self, frames: list[M]) -> bytes:
+        try:
+            return self._encode(frames)
+        except Exception:
+            return self._salvage(frames)
+
+    def _salvage(self, frames: list[M]) -> bytes:
+        kept: list[M] = []
+        for frame in frames:
+            try:
+                self._encode([frame])
+            except Exception as exc:
+                replacement = self._reject(frame, exc)
+                if replacement is None:
+                    continue
+                frame = replacement
+            kept.append(frame)
+        try:
+            return self._encode(kept)
+        except Exception:
+            if len(kept) < 2:
+                raise
+        self._loop.call_soon(self._resend_all, kept[1:])
+        return self._encode(kept[:1])
+
+    def _resend_all(self, frames: list[M]) -> None:
+        for frame in frames:
+            self._resend(frame)
 
 
 class FrameWriter(Generic[M]):

@@ -12,6 +12,8 @@ import asyncio
 import threading
 import time
 import types
+from collections.abc import Callable
+from functools import partial
 from typing import Any
 
 from wool import codec, task
@@ -34,24 +36,48 @@ from wool.protocol.frames import (
     Resume,
     encode,
 )
-from wool.protocol.writer import FrameWriter, Write
+from wool.protocol.plain import Writer, make_writer
+from wool.protocol.writer import Salvage, Write
 from wool.routine import Routine
 from wool.stats import Counters
 from wool.worker import output
 
 
 class Session:
-    """One caller's stream as the worker sees it; used on the routine loop only."""
+    """One caller's stream as the worker sees it; used on the routine loop only.
 
-    def __init__(self, number: int, write: Write) -> None:
+    An outcome that cannot be encoded is replaced by a RAISE outcome for its
+    call alone; ``abort`` ends the stream (its caller then fails every call
+    on it at once) when nothing more can be written to it.
+    """
+
+    def __init__(self, number: int, write: Write, abort: Callable[[BaseException], None]) -> None:
         self.number = number
-        # A failed write means the caller is gone; the stream's reader then ends the session.
-        self.writer: FrameWriter[Frame] = FrameWriter(write, lambda exc: None, encode)
+        self.writer: Writer[Frame] = make_writer(
+            write, abort, Salvage(encode, self._reject, self.emit)
+        )
         self.tasks: dict[int, asyncio.Task] = {}
         self.resumes: dict[int, asyncio.Queue[Resume]] = {}
 
     def emit(self, frame: Frame) -> None:
         self.writer.send(frame)
+
+    def _reject(self, frame: Frame, error: Exception) -> Frame | None:
+        if type(frame) is not Outcome:
+            return None  # an Output too large to send is dropped; its call goes on
+        if frame.kind == YIELD:
+            running = self.tasks.get(frame.call)
+            if running is not None:
+                running.cancel()  # its caller hears RAISE and sends no further step
+        what = _WHAT.get(frame.kind, "outcome")
+        if frame.kind == RAISE:
+            what = f"{frame.error_type} it raised ({frame.error_message[:200]!r})"
+        return _raise_frame(
+            frame.call, SerializationError(f"the {what} could not be sent back: {error}")
+        )
+
+
+_WHAT = {RETURN: "value it returned", YIELD: "value it yielded"}
 
 
 def _raise_frame(call: int, exc: BaseException) -> Outcome:
@@ -83,6 +109,14 @@ class Executor:
                 running = session.tasks.pop(frame.call, None)
                 if running is not None:
                     running.cancel()
+                    running.add_done_callback(partial(self._confirm_cancel, session, frame.call))
+
+    def _confirm_cancel(self, session: Session, call: int, running: asyncio.Task) -> None:
+        """Answer a call cancelled before its first step (its body, which answers, never ran)."""
+        if running.cancelled():
+            self.executed.started += 1
+            self.executed.cancelled += 1
+            session.emit(Outcome(call, CANCELLED))
 
     def drop(self, session: Session) -> None:
         """The caller's stream ended: nobody is left to answer, so stop its work."""
@@ -112,6 +146,7 @@ class Executor:
                     frame.uid, frame.digest, frame.code, frame.qualname, frame.generator
                 )
                 self.code_received += 1
+            _ = routine.function  # unpickled on first use: fail here, as a load error
             return routine
         key = (frame.module, frame.qualname)
         routine = self._cache.get(key)
@@ -127,9 +162,10 @@ class Executor:
                 return
             args, kwargs = codec.decode_call(frame.args)
         except Exception as exc:
+            where = f"{frame.module}." if frame.module else "the code sent by value of "
             error = SerializationError(
-                f"worker {self.worker_id} could not load {frame.module or '<by value>'}."
-                f"{frame.qualname} or its arguments: {type(exc).__name__}: {exc}"
+                f"worker {self.worker_id} could not load {where}{frame.qualname}() or its "
+                f"arguments: {type(exc).__name__}: {exc}"
             )
             session.emit(_raise_frame(call, error))
             self.executed.started += 1
@@ -210,7 +246,14 @@ class Executor:
             session.emit(outcome)
 
         queue = session.resumes[call]
-        agen = routine.function(*args, **kwargs)
+        try:
+            agen = routine.function(*args, **kwargs)
+        except BaseException as exc:  # wrong arguments: the call still needs an outcome
+            counters.failed += 1
+            session.tasks.pop(call, None)
+            session.resumes.pop(call, None)
+            reply(_raise_frame(call, exc))
+            return
         step: Resume = Resume(call, 0)
         try:
             while True:

@@ -1,21 +1,47 @@
 """A worker never outlives the process that spawned it.
 
-Two independent signals: Linux's parent-death signal (delivered even when
-the parent is killed with SIGKILL), and end-of-file on the control pipe the
-parent holds open, which also works where prctl does not.
+Two independent signals that the parent is gone: Linux's parent-death
+signal (SIGTERM, delivered even when the parent is killed with SIGKILL), and
+end-of-file on the control pipe the parent holds open, which also works
+where prctl does not. Both are received off the event loop, on threads of
+their own, because the loop may be blocked by a routine (``time.sleep``, a
+CPU loop) for as long as that routine likes.
+
+A stop request asks the loop to stop gracefully (routines are cancelled,
+their ``finally`` blocks run) and arms a hard exit from a watchdog thread:
+
+- the loop does not take the request within ``LOOP_ANSWER``: exit at once;
+- the parent is gone (SIGTERM, or EOF with the process reparented): the
+  whole stop has ``PARENT_GONE`` seconds;
+- the parent closed the pipe to stop us (``WorkerPool.stop``): ``graceful``
+  seconds.
+
+The watchdog needs the GIL only briefly, which a pure-Python routine gives
+up every few milliseconds; C code that holds the GIL for long is the one
+thing it cannot interrupt.
 """
 
 from __future__ import annotations
 
+import asyncio
 import ctypes
 import ctypes.util
 import os
 import signal
 import sys
 import threading
+import time
 from collections.abc import Callable
+from typing import Final
 
 _PR_SET_PDEATHSIG = 1
+LOOP_ANSWER: Final = 0.5
+"""Seconds a stop request waits for the event loop before the process exits hard."""
+PARENT_GONE: Final = 1.0
+"""Seconds a worker whose parent died has, in all, to stop."""
+EXIT_HARD: Final = 3
+"""Exit status of a worker that had to be stopped without its graceful shutdown."""
+_POLL: Final = 0.1
 
 
 def bind_to_parent(owner_pid: int, death_signal: bool = True) -> None:
@@ -35,23 +61,96 @@ def bind_to_parent(owner_pid: int, death_signal: bool = True) -> None:
         os._exit(0)
 
 
-def watch_control_pipe(on_line: Callable[[str], None], on_eof: Callable[[], None]) -> None:
-    """Read control lines from stdin on a daemon thread; EOF means the parent is gone."""
+class Lifeline:
+    """Turns stop requests from any thread into a loop-side stop bounded by a hard exit.
 
-    def run() -> None:
+    ``on_stop`` runs on ``loop`` (it should set the event the worker's main
+    coroutine waits on). Callers can rely on the process being gone within
+    ``PARENT_GONE`` seconds of a SIGTERM or of the parent's death, whatever
+    the loop is doing, and within ``graceful`` seconds of a plain stop.
+    """
+
+    def __init__(
+        self,
+        loop: asyncio.AbstractEventLoop,
+        on_stop: Callable[[], None],
+        owner_pid: int,
+        graceful: float,
+    ) -> None:
+        self._loop = loop
+        self._on_stop = on_stop
+        self._owner = owner_pid
+        self._graceful = graceful
+        self._answered = threading.Event()
+
+    def parent_gone(self) -> bool:
+        return bool(self._owner) and os.getppid() != self._owner
+
+    def request_stop(self, parent_gone: bool) -> None:
+        """Ask for a graceful stop and arm the hard exit; safe from any thread."""
+        started = time.monotonic()
+        threading.Thread(
+            target=self._watchdog, args=(started, parent_gone), name="wool-exit", daemon=True
+        ).start()
         try:
-            for line in sys.stdin:
-                if line.strip():
-                    on_line(line)
-        except (OSError, ValueError):
+            self._loop.call_soon_threadsafe(self._answer)
+        except RuntimeError:  # the loop is closed: the process is on its way out
             pass
-        on_eof()
 
-    threading.Thread(target=run, name="wool-lifeline", daemon=True).start()
+    def _answer(self) -> None:
+        self._answered.set()
+        self._on_stop()
+
+    def _watchdog(self, started: float, parent_gone: bool) -> None:
+        if not self._answered.wait(LOOP_ANSWER):
+            os._exit(EXIT_HARD)
+        deadline = started + (PARENT_GONE if parent_gone else self._graceful)
+        while (left := deadline - time.monotonic()) > 0:
+            time.sleep(min(left, _POLL))
+            if not parent_gone and self.parent_gone():
+                parent_gone = True
+                deadline = min(deadline, started + PARENT_GONE)
+        os._exit(EXIT_HARD)
+
+    def watch_control_pipe(self, on_line: Callable[[str], None]) -> None:
+        """Read control lines from stdin on a daemon thread; EOF is a stop request."""
+
+        def run() -> None:
+            try:
+                for line in sys.stdin:
+                    if line.strip():
+                        on_line(line)
+            except (OSError, ValueError):
+                pass
+            self.request_stop(self.parent_gone())
+
+        threading.Thread(target=run, name="wool-lifeline", daemon=True).start()
+
+    def watch_sigterm(self) -> None:
+        """Take SIGTERM on a thread woken by the signal's wakeup fd (main thread only).
+
+        The interpreter writes the signal number to that fd from its C-level
+        handler, so the thread wakes even while the main thread is blocked in
+        a routine; a stop request from SIGTERM gets the ``PARENT_GONE`` bound.
+        """
+        read_fd, write_fd = os.pipe()
+        os.set_blocking(write_fd, False)
+        signal.signal(signal.SIGTERM, _ignore)
+        signal.set_wakeup_fd(write_fd, warn_on_full_buffer=False)
+
+        def run() -> None:
+            while True:
+                try:
+                    received = os.read(read_fd, 64)
+                except InterruptedError:
+                    continue
+                if not received:
+                    return
+                if signal.SIGTERM in received:
+                    self.request_stop(True)
+
+        threading.Thread(target=run, name="wool-sigterm", daemon=True).start()
 
 
-def exit_after(seconds: float) -> None:
-    """Hard stop if a graceful shutdown hangs."""
-    timer = threading.Timer(seconds, lambda: os._exit(3))
-    timer.daemon = True
-    timer.start()
+def _ignore(signum: int, frame: object) -> None:
+    """The Python-level SIGTERM handler: the wakeup fd carries the signal instead."""

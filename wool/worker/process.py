@@ -3,17 +3,20 @@
 The secret and settings arrive as one JSON line on stdin (never on the
 command line, where other users could read them); the worker reports its
 addresses on the ``ready`` pipe, then takes peer-table updates as further
-stdin lines. End of stdin, SIGTERM, or the parent's death stop it.
+stdin lines. End of stdin, SIGTERM, or the parent's death stop it, within
+the bounds ``lifeline`` keeps whatever the routines are doing. It listens
+on loopback only.
 
 Two servers: the dispatch server runs on the main thread's loop, which is
-also where routines run; the control server (statistics, peer updates) is
-gRPC's threaded server, so it keeps answering while a routine blocks.
+also where routines run; the control server (statistics) is gRPC's
+threaded server, so it keeps answering while a routine blocks.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import ipaddress
 import json
 import os
 import signal
@@ -42,7 +45,23 @@ def _parse(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--tag", action="append", default=[], help="capability tag")
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=0)
-    return parser.parse_args(argv)
+    args = parser.parse_args(argv)
+    if not _is_loopback(args.host):
+        parser.error(
+            f"refusing --host {args.host}: a worker runs any code its callers send, over "
+            "unencrypted gRPC, so until mutual TLS is built in it listens on loopback only; "
+            "use --host 127.0.0.1"
+        )
+    return args
+
+
+def _is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
 
 
 def _start_control(host: str, handler: grpc.GenericRpcHandler) -> tuple[grpc.Server, str]:
@@ -86,7 +105,8 @@ async def serve(args: argparse.Namespace, config: dict[str, Any], report: Any | 
     output.install()
 
     stop = asyncio.Event()
-    loop.add_signal_handler(signal.SIGTERM, stop.set)
+    watch = lifeline.Lifeline(loop, stop.set, args.owner, HARD_EXIT_AFTER)
+    watch.watch_sigterm()
 
     def on_line(line: str) -> None:
         message = json.loads(line)
@@ -97,17 +117,12 @@ async def serve(args: argparse.Namespace, config: dict[str, Any], report: Any | 
                 report.flush()
 
     if report is not None:
-
-        def on_eof() -> None:
-            loop.call_soon_threadsafe(stop.set)
-
-        lifeline.watch_control_pipe(on_line, on_eof)
+        watch.watch_control_pipe(on_line)
         ready = {"id": args.id, "address": address, "control": control_address}
         report.write(json.dumps({**ready, "pid": os.getpid()}) + "\n")
         report.flush()
     await stop.wait()
 
-    lifeline.exit_after(HARD_EXIT_AFTER)
     executor.cancel_all()
     control_server.stop(0)
     await server.stop(grace=SHUTDOWN_GRACE)

@@ -2,8 +2,8 @@
 
 The dispatch stream is served on the routine loop itself, so a frame goes
 from the socket to the routine without crossing threads. The control plane
-(statistics, peer updates) is served by a second, threaded server, so it
-answers while user code blocks the routine loop.
+(statistics) is served by a second, threaded server, so it answers while
+user code blocks the routine loop.
 
 Every call is authenticated from its metadata before a byte of its payload
 is read; a caller without the mesh secret gets UNAUTHENTICATED and nothing
@@ -30,8 +30,6 @@ from wool.protocol.frames import (
     PeerRecord,
     StatsRecord,
     decode,
-    decode_peers,
-    encode_peers,
     encode_stats,
 )
 from wool.stats import Counters, ProcessUsage
@@ -42,8 +40,9 @@ SERVER_OPTIONS: Final = (
     ("grpc.max_receive_message_length", -1),
     ("grpc.keepalive_time_ms", 20_000),
     ("grpc.keepalive_timeout_ms", 10_000),
+    ("grpc.http2.ping_timeout_ms", 10_000),  # else 60 s, and a stalled caller takes 80 s
     ("grpc.keepalive_permit_without_calls", 1),
-    ("grpc.http2.min_ping_interval_without_data_ms", 5_000),
+    ("grpc.http2.min_ping_interval_without_data_ms", 500),  # callers ping every second
     ("grpc.http2.max_ping_strikes", 0),
     ("grpc.so_reuseport", 0),
 )
@@ -93,7 +92,15 @@ class DispatchService:
         nonce = await self._gate.admit(context)
         await context.send_initial_metadata(auth.worker_proof(self._gate.secret, nonce))
 
-        session = Session(next(self._sessions), context.write)
+        handler = asyncio.current_task()
+        broken: list[BaseException] = []
+
+        def abort(exc: BaseException) -> None:  # nothing more can be written: end the RPC
+            if not broken and handler is not None:
+                broken.append(exc)
+                handler.cancel()
+
+        session = Session(next(self._sessions), context.write, abort)
         executor = self._executor
         try:
             async for data in requests:
@@ -104,7 +111,10 @@ class DispatchService:
                     return
                 executor.receive(session, frames)
         except asyncio.CancelledError:
-            return  # the server is stopping; the caller sees the stream end
+            if not broken:
+                return  # the server is stopping; the caller sees the stream end
+            detail = f"{type(broken[0]).__name__}: {broken[0]}"
+            await context.abort(grpc.StatusCode.INTERNAL, f"wool: cannot write: {detail}")
         finally:
             executor.drop(session)
 
@@ -117,7 +127,7 @@ def _record(c: Counters) -> CountersRecord:
 
 
 class ControlService:
-    """Statistics and peer-table updates, served by gRPC's threaded server.
+    """Statistics, served by gRPC's threaded server (peer tables arrive on stdin).
 
     Deliberately not asyncio: a second asyncio loop bound to gRPC in the
     same process would share the dispatch loop's completion queue and add
@@ -135,11 +145,7 @@ class ControlService:
 
     def handler(self) -> grpc.GenericRpcHandler:
         return grpc.method_handlers_generic_handler(
-            SERVICE,
-            {
-                "Stats": grpc.unary_unary_rpc_method_handler(self.stats),
-                "SetPeers": grpc.unary_unary_rpc_method_handler(self.set_peers),
-            },
+            SERVICE, {"Stats": grpc.unary_unary_rpc_method_handler(self.stats)}
         )
 
     def stats(self, request: bytes, context: grpc.ServicerContext) -> bytes:
@@ -162,13 +168,3 @@ class ControlService:
                 self._gate.rejected,
             )
         )
-
-    def set_peers(self, request: bytes, context: grpc.ServicerContext) -> bytes:
-        self._gate.admit_sync(context)
-        try:
-            peers = decode_peers(request)
-        except ProtocolError as exc:
-            context.abort(grpc.StatusCode.INVALID_ARGUMENT, f"wool: {exc}")
-            raise
-        self._mesh.set_peers(peers)
-        return encode_peers(list(self._mesh.peers))

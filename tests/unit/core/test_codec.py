@@ -1,13 +1,22 @@
 """Value, call, exception and routine-code encoding (no workers involved)."""
 
 import dataclasses
+import functools
+import json
+import os
 import pickle
+import re
+import socket
+import sys
 import threading
+import traceback
+from typing import Any
 
 import pytest
 
 import wool
 from wool import codec
+from wool.protocol import frames
 
 
 @dataclasses.dataclass
@@ -34,8 +43,6 @@ def test_unpicklable_argument_is_named() -> None:
     with pytest.raises(wool.SerializationError, match=r"keyword argument 'gen' \(generator\)"):
         codec.encode_call("f", (1,), {"gen": (i for i in range(2))})
     assert codec.encode_call("f", (), {}) == codec.EMPTY_CALL
-    lock_ok = codec.encode_call("f", (threading.Lock(),), {})  # dill recreates locks
-    assert lock_ok
 
 
 class Unrebuildable(Exception):
@@ -110,3 +117,143 @@ def test_a_huge_global_is_named_with_its_size() -> None:
     )
     with pytest.raises(wool.SerializationError, match=r"'blob' \(11\.0 MiB\)"):
         task.by_value()
+
+
+# -- objects that belong to one process, and sizes --------------------------------
+
+
+@pytest.mark.parametrize(
+    ("make", "kind"),
+    [
+        (threading.Lock, "_thread.lock"),
+        (threading.RLock, "_thread.RLock"),
+        (socket.socket, "socket"),
+        (functools.partial(open, os.devnull), "_io.TextIOWrapper"),
+    ],
+)
+def test_objects_of_one_process_are_refused_not_copied(make: Any, kind: str) -> None:
+    obj = make()
+    try:
+        with pytest.raises(wool.SerializationError, match=r"positional argument 1 \(\w+\)"):
+            codec.encode_call("f", (1, obj), {})
+        with pytest.raises(wool.SerializationError, match=re.escape(f"'{kind}'")):
+            codec.encode_value({"nested": [obj]})
+    finally:
+        if hasattr(obj, "close"):
+            obj.close()
+
+
+def test_a_lock_inside_an_object_shipped_by_value_is_refused_too() -> None:
+    ns: dict = {"__name__": "__main__"}
+    exec("class Holder:\n    def __init__(self, x): self.x = x\n", ns)
+    assert codec.decode_value(codec.encode_value(ns["Holder"](5))).x == 5
+    for inner, kind in ((threading.Lock(), "_thread.lock"), (threading.Event(), "_thread.lock")):
+        with pytest.raises(wool.SerializationError, match=re.escape(f"'{kind}'")):
+            codec.encode_value(ns["Holder"](inner))
+    with open(os.devnull) as handle, pytest.raises(wool.SerializationError, match="TextIOWrapper"):
+        codec.encode_value(ns["Holder"](handle))
+
+
+def test_dill_still_ships_modules_lambdas_and_nested_functions() -> None:
+    def outer() -> Any:
+        def inner(x: int) -> int:
+            return x + 1
+
+        return inner
+
+    assert codec.decode_value(codec.encode_value(json)) is json
+    assert codec.decode_value(codec.encode_value(lambda x: x * 2))(2) == 4
+    assert codec.decode_value(codec.encode_value(outer()))(1) == 2
+
+
+def test_a_value_over_the_message_limit_is_refused(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(frames, "LIMIT", 1000)
+    assert codec.decode_value(codec.encode_value(b"x" * 900)) == b"x" * 900
+    with pytest.raises(wool.SerializationError, match=r"a bytes value is 1001 bytes, over the"):
+        codec.encode_value(b"x" * 1001)
+    with pytest.raises(wool.SerializationError, match=r"a list value encodes to \d+ bytes"):
+        codec.encode_value([b"x" * 600, b"y" * 600])
+    with pytest.raises(wool.SerializationError, match=r"^f\(\): the arguments come to"):
+        codec.encode_call("f", (b"x" * 600, b"y" * 600), {})
+
+
+# -- exceptions that resist encoding ----------------------------------------------
+
+
+def _recurse(depth: int) -> None:
+    if depth:
+        _recurse(depth - 1)
+    raise ValueError("bottom")
+
+
+def test_an_exception_from_deep_down_keeps_its_type_and_innermost_frames() -> None:
+    try:  # as deep as the stack allows, as a routine raising from ~990 frames on a worker
+        _recurse(sys.getrecursionlimit() - len(traceback.extract_stack()) - 30)
+    except ValueError as caught:
+        exc = caught
+    payload, type_name, message, text = codec.encode_exception(exc)
+    assert payload and type_name == "builtins.ValueError" and message == "bottom"
+    rebuilt = codec.decode_exception(payload, type_name, message, text, "w")
+    assert isinstance(rebuilt, ValueError)
+    frames_kept = traceback.extract_tb(rebuilt.__traceback__)
+    assert len(frames_kept) == codec.TRACEBACK_FRAMES
+    assert (
+        frames_kept[-1].name == "_recurse" and frames_kept[-1].line == 'raise ValueError("bottom")'
+    )
+    assert "Previous line repeated" in text
+
+
+def test_unbounded_recursion_is_encoded() -> None:
+    def forever(n: int) -> int:
+        return forever(n + 1)
+
+    try:
+        forever(0)
+    except RecursionError as caught:
+        exc = caught
+    payload, type_name, message, text = codec.encode_exception(exc)
+    assert isinstance(
+        codec.decode_exception(payload, type_name, message, text, "w"), RecursionError
+    )
+
+
+class BadStr(Exception):
+    def __str__(self) -> str:
+        raise RuntimeError("no text for you")
+
+
+def test_an_exception_whose_str_raises_is_still_encoded() -> None:
+    payload, type_name, message, text = codec.encode_exception(_raise(BadStr("x")))
+    assert type_name.endswith("BadStr")
+    assert message == "<str() of the exception raised RuntimeError>"
+    assert "BadStr" in text
+    assert isinstance(codec.decode_exception(payload, type_name, message, text, "w"), BadStr)
+
+
+def test_an_exception_that_cannot_be_pickled_at_all_keeps_type_and_message() -> None:
+    exc = _raise(ValueError(threading.Lock()))
+    payload, type_name, message, text = codec.encode_exception(exc)
+    assert payload == b""
+    rebuilt = codec.decode_exception(payload, type_name, message, text, "w")
+    assert isinstance(rebuilt, wool.RemoteError)
+    assert rebuilt.type_name == "builtins.ValueError" and "_thread.lock" in rebuilt.message
+
+
+@pytest.mark.parametrize("exc", [SystemExit(3), KeyboardInterrupt(), GeneratorExit()])
+def test_a_remote_base_exception_arrives_as_remote_error(exc: BaseException) -> None:
+    payload, type_name, message, text = codec.encode_exception(_raise(exc))
+    rebuilt = codec.decode_exception(payload, type_name, message, text, "worker w1")
+    assert isinstance(rebuilt, wool.RemoteError)
+    assert rebuilt.type_name == f"builtins.{type(exc).__name__}"
+    assert "_raise" in rebuilt.remote_traceback
+    assert rebuilt.__notes__ == ["[wool] raised remotely on worker w1"]
+
+
+def test_remote_error_pickles_as_itself() -> None:
+    error = wool.RemoteError("builtins.SystemExit", "3", "Traceback ...")
+    again = pickle.loads(pickle.dumps(error))
+    assert (again.type_name, again.message, again.remote_traceback) == (
+        "builtins.SystemExit",
+        "3",
+        "Traceback ...",
+    )

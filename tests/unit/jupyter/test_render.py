@@ -126,6 +126,21 @@ def test_throughput_from_two_snapshots() -> None:
     assert "25.0/s" in render_html(history.latest, history)
 
 
+def test_a_stopped_mesh_shows_no_throughput_in_html_and_text_alike() -> None:
+    history = History()
+    history.add(make_snapshot(t=100.0, finished=1000))
+    history.add(make_snapshot(t=102.0, finished=1050))
+    assert history.rate() == pytest.approx(25.0), "the history alone still has a rate"
+    text = render_text(history.latest, history, status="stopped")
+    markup = render_html(history.latest, history, status="stopped")
+    assert "25.0/s" not in text and "25.0/s" not in markup
+    assert "throughput \u2013" in text
+    assert "throughput \u2013" in " ".join(Tags(markup).text)
+    for status in ("running", None):
+        assert "25.0/s" in render_text(history.latest, history, status=status)
+        assert "25.0/s" in render_html(history.latest, history, status=status)
+
+
 def test_throughput_falls_back_to_caller_counters() -> None:
     history = History()
     history.add(make_snapshot(t=10.0, finished=0, caller_only=True))

@@ -75,7 +75,11 @@ class FakeBackend:
     ) -> object:
         self.calls.append(("run_cell", (program, all_peers, tags, timeout)))
         self.cell_loops.append(asyncio.get_running_loop())
-        result = await asyncio.wait_for(program.function(**program.arguments), 10)
+        try:
+            result = await asyncio.wait_for(program.function(**program.arguments), 10)
+        except asyncio.CancelledError:
+            self.calls.append(("run_cell cancelled", None))
+            raise
         if all_peers:
             return {"peer-0": result, "peer-1": result}
         return result

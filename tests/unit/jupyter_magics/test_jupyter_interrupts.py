@@ -7,7 +7,6 @@ real signal, so a bug cannot interrupt the test run itself.
 import asyncio
 import re
 import signal
-import time
 
 import pytest
 from IPython.core.interactiveshell import InteractiveShell
@@ -34,9 +33,8 @@ def test_an_awaiting_cell_is_cancelled_and_reports_keyboard_interrupt(
     loaded: WoolMagics, shell: InteractiveShell, capsys: pytest.CaptureFixture[str]
 ) -> None:
     before = signal.getsignal(signal.SIGINT)
-    started = time.monotonic()
     result = shell.run_cell(INTERRUPT_FROM_THE_LOOP)
-    assert time.monotonic() - started < 5
+    # Uninterrupted, the cell's 10 s sleep would end without an error.
     assert isinstance(result.error_in_exec, KeyboardInterrupt)
     shown = re.sub(r"\x1b\[[0-9;]*m", "", capsys.readouterr().out)
     assert "KeyboardInterrupt" in shown and "CancelledError" not in shown

@@ -152,27 +152,24 @@ class TestOnTheRunningLoop:
     ) -> None:
         result = await run_like_ipykernel(shell, "%wool start -n 3")
         assert result.success, result.error_in_exec
-        ticks = 0
+        backend = fake(loaded)
+        gate = asyncio.Event()
 
-        async def tick() -> None:
-            nonlocal ticks
-            while True:
-                ticks += 1
-                await asyncio.sleep(0.005)
+        async def open_the_gate_once_the_cell_waits() -> None:
+            while "run_cell" not in backend.names():
+                await asyncio.sleep(0)
+            gate.set()
 
-        ticker = asyncio.create_task(tick())
+        # The cell can only finish if another task runs on this loop while it waits.
+        opener = asyncio.create_task(open_the_gate_once_the_cell_waits())
         try:
-            shell.user_ns["pause"] = 0.2
-            result = await run_like_ipykernel(
-                shell,
-                "%%wool --all\nimport asyncio\nawait asyncio.sleep(pause)\n'done'\n",
-            )
+            shell.user_ns["gate"] = gate
+            result = await run_like_ipykernel(shell, "%%wool --all\nawait gate.wait()\n'done'\n")
         finally:
-            ticker.cancel()
+            opener.cancel()
         assert result.success, result.error_in_exec
         assert result.result == {"peer-0": "done", "peer-1": "done"}
-        assert fake(loaded).cell_loops == [asyncio.get_running_loop()]
-        assert ticks >= 5
+        assert backend.cell_loops == [asyncio.get_running_loop()]
 
     async def test_top_level_lines_are_awaited(self, loaded: WoolMagics, shell, capsys) -> None:
         result = await run_like_ipykernel(shell, "%wool start -n 2 --tag a\n%wool stop\n")
@@ -209,14 +206,19 @@ class TestOnTheRunningLoop:
         self, loaded: WoolMagics, shell
     ) -> None:
         await run_like_ipykernel(shell, "%wool start -n 1")
+        backend = fake(loaded)
         raw = "%%wool\nimport asyncio\nawait asyncio.sleep(30)\n"
         task = asyncio.ensure_future(
             shell.run_cell_async(
                 raw, store_history=True, transformed_cell=shell.transform_cell(raw)
             )
         )
-        await asyncio.sleep(0.05)
+        async with asyncio.timeout(5):
+            while "run_cell" not in backend.names():
+                await asyncio.sleep(0)
+        assert not task.done()
         task.cancel()
         # IPython reports the cancellation as the cell's error, as ipykernel shows it.
         result = await asyncio.wait_for(task, 5)
         assert isinstance(result.error_in_exec, asyncio.CancelledError)
+        assert backend.names()[-2:] == ["run_cell", "run_cell cancelled"]
