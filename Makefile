@@ -51,5 +51,11 @@ lint: setup          ## ruff, mypy over wool and wool_jupyter, and the users' vi
 bench: setup         ## dispatch latency, throughput, payload, nested fan-out, cold start
 	$(BIN)/python benchmarks/bench_dispatch.py
 
+.PHONY: bench-peers
+# Not part of `test`: minutes long, and it downloads Ray, Dask, ipyparallel and wool from PyPI
+# into virtualenvs under WOOL_PEERS_DIR (default /tmp/wool-peers).
+bench-peers: setup   ## Wool beside Ray, Dask, ipyparallel, the original wool and the floors
+	$(BIN)/python benchmarks/peers/bench_peers.py
+
 clean:
 	rm -rf $(VENV) $(NEWEST_VENV) artifacts .pytest_cache

@@ -2,6 +2,7 @@
 
 from typing import TYPE_CHECKING, Any
 
+from wool.contextvar import ContextVar, ContextVarCollision, Token
 from wool.errors import (
     AuthenticationError,
     DispatchTimeout,
@@ -11,6 +12,7 @@ from wool.errors import (
     RemoteError,
     RpcError,
     SerializationError,
+    UnsupportedArgument,
     WoolError,
     WorkerLost,
     WorkerStartError,
@@ -18,16 +20,24 @@ from wool.errors import (
 from wool.mesh.dispatch import output_handler, set_output_handler
 from wool.routine import Routine, routine
 from wool.stats import DispatchCounters, LatencySummary, MeshStatistics, PeerStatistics
-from wool.task import RemoteTask, current_task, timeout
+from wool.task import RemoteTask, RuntimeContext, Task, current_task, timeout
 
 if TYPE_CHECKING:
+    from wool.discovery import Discovery, LanDiscovery, LocalDiscovery
     from wool.mesh.pool import WorkerInfo, WorkerPool
+
+    __version__: str  # read on first access (wool.distribution)
 
 __all__ = [
     "AuthenticationError",
+    "ContextVar",
+    "ContextVarCollision",
+    "Discovery",
     "DispatchCounters",
     "DispatchTimeout",
+    "LanDiscovery",
     "LatencySummary",
+    "LocalDiscovery",
     "MeshNotRunning",
     "MeshStatistics",
     "NoWorkersAvailable",
@@ -37,7 +47,11 @@ __all__ = [
     "RemoteTask",
     "Routine",
     "RpcError",
+    "RuntimeContext",
     "SerializationError",
+    "Task",
+    "Token",
+    "UnsupportedArgument",
     "WoolError",
     "WorkerInfo",
     "WorkerLost",
@@ -60,6 +74,15 @@ def __getattr__(name: str) -> Any:
         from wool.mesh import pool
 
         return getattr(pool, name)
+    if name in ("Discovery", "LocalDiscovery", "LanDiscovery"):
+        import wool.discovery
+
+        return getattr(wool.discovery, name)
+    if name == "__version__":
+        from wool.distribution import version
+
+        globals()["__version__"] = found = version()
+        return found
     raise AttributeError(f"module 'wool' has no attribute {name!r}")
 
 

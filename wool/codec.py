@@ -16,17 +16,19 @@ anything is written.
 from __future__ import annotations
 
 import _thread
+import builtins
 import hashlib
 import importlib
 import io
 import os
 import pickle
 import re
+import struct
 import sys
 import threading
 import traceback
 from collections import OrderedDict
-from types import FunctionType, ModuleType, TracebackType
+from types import CodeType, FunctionType, ModuleType, TracebackType
 from typing import TYPE_CHECKING, Any
 
 from wool.errors import RemoteError, SerializationError
@@ -113,7 +115,7 @@ class _Pickler(pickle.Pickler):
         return NotImplemented
 
 
-_REFUSED = re.compile(r"cannot pickle '([\w.]+)' object")
+_REFUSED = re.compile(r"cannot pickle '([\w.]+)' (?:object|instances)")  # 3.13 says instances
 _BY_REFERENCE = frozenset({"module"})
 """Kinds the C pickler refuses that dill ships by reference, not as a copy."""
 
@@ -402,20 +404,46 @@ def _culprits(fn: Any) -> tuple[list[str], list[tuple[int, str]]]:
     return broken, sorted(sizes, reverse=True)
 
 
-def routine_code(routine: Routine) -> bytes:
-    """The by-value payload of a routine's function, with routines inside it by identity.
+def _stripped(fn: Any) -> FunctionType:
+    """``fn`` without its globals: they travel per call (``snapshot``), not with the code."""
+    bare = FunctionType(
+        fn.__code__, {"__name__": fn.__module__}, fn.__name__, fn.__defaults__, fn.__closure__
+    )
+    bare.__kwdefaults__ = fn.__kwdefaults__
+    bare.__qualname__ = fn.__qualname__
+    bare.__module__ = fn.__module__
+    bare.__doc__ = fn.__doc__
+    if fn.__dict__:
+        bare.__dict__.update(fn.__dict__)
+    return bare
 
-    Raises SerializationError naming the global (or closure variable) at
-    fault when the payload cannot be made, or when it would exceed 10 MiB.
+
+def bind(fn: Any, namespace: dict[str, Any]) -> FunctionType:
+    """``fn`` reading its globals from ``namespace`` (one call's values)."""
+    bound = FunctionType(fn.__code__, namespace, fn.__name__, fn.__defaults__, fn.__closure__)
+    bound.__kwdefaults__ = fn.__kwdefaults__
+    bound.__qualname__ = fn.__qualname__
+    bound.__module__ = fn.__module__
+    if fn.__dict__:
+        bound.__dict__.update(fn.__dict__)
+    return bound
+
+
+def routine_code(routine: Routine) -> bytes:
+    """The by-value payload of a routine's function: its code, defaults and closure.
+
+    Its globals are not in it: each call carries their current values
+    (``snapshot``). Raises SerializationError naming the closure variable
+    at fault when the payload cannot be made, or when it would exceed 10 MiB.
     """
     stack = _encoding_stack()
     stack.add(routine.uid)
     name = routine.__qualname__
     try:
         try:
-            code = _dill_dumps(routine.function)
+            code = _dill_dumps(_stripped(routine.function))
         except Exception as exc:
-            broken, _ = _culprits(routine.function)
+            broken, _ = _culprits(_stripped(routine.function))
             which = ", ".join(repr(b) for b in broken) or "a value it uses"
             raise SerializationError(
                 f"cannot ship routine {name}() to workers: {which} cannot be pickled "
@@ -423,12 +451,12 @@ def routine_code(routine: Routine) -> bytes:
                 "needs as arguments, or move it to a module the workers can import."
             ) from exc
         if len(code) > CODE_LIMIT:
-            _, sizes = _culprits(routine.function)
+            _, sizes = _culprits(_stripped(routine.function))
             biggest = ", ".join(f"{n!r} ({size / 2**20:.1f} MiB)" for size, n in sizes[:3])
             raise SerializationError(
-                f"routine {name}() would ship {len(code) / 2**20:.1f} MiB of code and globals "
-                f"to every worker; the largest: {biggest}. Pass large data as an argument, or "
-                "load it inside the routine."
+                f"routine {name}() would ship {len(code) / 2**20:.1f} MiB of code, defaults and "
+                f"closure to every worker; the largest: {biggest}. Pass large data as an "
+                "argument, or load it inside the routine."
             )
         return code
     finally:
@@ -440,16 +468,44 @@ def digest_of(code: bytes) -> bytes:
 
 
 def reduce_routine(routine: Routine) -> tuple:
-    """How a routine pickles: by reference when importable, else by identity and code."""
+    """How a routine pickles: by reference when importable, else by identity and code.
+
+    A by-value routine sent as a value (an argument, a result) carries the
+    current values of its globals inline, so calling it on the other side
+    sees them; inside routine code, or a call's globals, it goes without.
+    """
     if routine.importable:
         return (lookup, (routine.__module__, routine.__qualname__))
-    if routine.uid in _encoding_stack():
+    stack = _encoding_stack()
+    if routine.uid in stack:
         return (_placeholder, (routine.uid,))
     ref = routine.by_value()
-    return (
-        rebuild_routine,
-        (ref.uid, ref.digest, ref.code, routine.__qualname__, routine.generator),
-    )
+    args = (ref.uid, ref.digest, ref.code, routine.__qualname__, routine.generator)
+    if stack:
+        return (rebuild_routine, args)
+    found = routine.snapshot()
+    if found is None:
+        return (rebuild_routine, args)
+    manifest, values = found
+    inline = {digest: bytes(data) for digest, data in values.items()}
+    return (rebuild_routine, (*args, (manifest, inline)))
+
+
+class _ByIdentity:
+    """A routine pickled by identity and code alone: a call's globals rebind it themselves."""
+
+    __slots__ = ("routine",)
+
+    def __init__(self, routine: Routine) -> None:
+        self.routine = routine
+
+    def __reduce__(self) -> tuple:
+        routine = self.routine
+        ref = routine.by_value()
+        return (
+            rebuild_routine,
+            (ref.uid, ref.digest, ref.code, routine.__qualname__, routine.generator),
+        )
 
 
 class RoutineCache:
@@ -499,9 +555,20 @@ routines = RoutineCache()
 
 
 def rebuild_routine(
-    uid: str, digest: bytes, code: bytes, qualname: str, generator: bool = False
+    uid: str,
+    digest: bytes,
+    code: bytes,
+    qualname: str,
+    generator: bool = False,
+    shipped: tuple[bytes, dict[bytes, bytes]] | None = None,
 ) -> Routine:
-    return routines.rebuild(uid, digest, code, qualname, generator)
+    routine = routines.rebuild(uid, digest, code, qualname, generator)
+    if shipped is None:
+        return routine
+    manifest, inline = shipped
+    for key, data in inline.items():
+        values.put(key, data)
+    return routine.bound(values.namespace(manifest, routine.__module__))
 
 
 def _placeholder(uid: str) -> Routine:
@@ -510,3 +577,469 @@ def _placeholder(uid: str) -> Routine:
 
 def load_function(code: bytes) -> Any:
     return _dill().loads(code)
+
+
+# -- globals, current at every call -----------------------------------------
+
+VALUE, FUNCTION, ROUTINE = 0, 1, 2
+"""Kinds of manifest entry: a value; a function of the routine's namespace; a routine of it.
+
+Functions and routines of the namespace are rebuilt on the worker against
+the call's namespace, so they see the same values as the routine itself.
+"""
+_ATOMS = frozenset({int, float, complex, str, bytes, bool, type(None)})
+_CACHE_LIMIT = 4096
+_reads_of: dict[int, tuple[CodeType, tuple[str, ...]]] = {}
+_Entry = tuple[int, bytes, "bytes | Buffers", tuple[str, ...]]
+_fixed: dict[int, tuple[Any, _Entry]] = {}
+_functions: dict[int, tuple[tuple, _Entry]] = {}
+_routine_entries: dict[str, _Entry] = {}
+_manifests: dict[tuple, tuple[bytes, bytes]] = {}
+_MISSING = object()
+_BUILTINS = vars(builtins)
+
+
+def _immutable(value: object, depth: int = 0) -> bool:
+    kind = type(value)
+    if kind in _ATOMS:
+        return True
+    if (kind is tuple or kind is frozenset) and depth < 8:
+        return all(_immutable(item, depth + 1) for item in value)  # type: ignore[attr-defined]
+    return False
+
+
+def _reads(code: CodeType) -> tuple[str, ...]:
+    """Names ``code`` (and code nested in it) may read as globals, computed once per code object.
+
+    Keyed by identity, holding the code: hashing a code object hashes its contents.
+    """
+    held = _reads_of.get(id(code))
+    if held is not None and held[0] is code:
+        return held[1]
+    found: set[str] = set()
+    codes = [code]
+    while codes:
+        current = codes.pop()
+        found.update(current.co_names)
+        codes.extend(c for c in current.co_consts if isinstance(c, CodeType))
+    names = tuple(sorted(found))
+    if len(_reads_of) >= _CACHE_LIMIT:
+        _reads_of.clear()
+    _reads_of[id(code)] = (code, names)
+    return names
+
+
+def reads_globals(fn: Any) -> bool:
+    """Whether ``fn``'s code names anything it might read as a global."""
+    return bool(_reads(fn.__code__))
+
+
+_routine_class: Any = None
+
+
+def _routine_type() -> type[Routine]:
+    global _routine_class
+    if _routine_class is None:
+        from wool.routine import Routine
+
+        _routine_class = Routine
+    return _routine_class
+
+
+def _function_identity(fn: Any) -> tuple:
+    return (fn.__code__, fn.__defaults__, fn.__kwdefaults__, fn.__closure__, fn.__qualname__)
+
+
+def _remember(cache: dict, key: Any, value: Any) -> None:
+    if len(cache) >= _CACHE_LIMIT:
+        cache.clear()
+    cache[key] = value
+
+
+def _entry(name: str, value: Any, namespace: dict) -> _Entry:
+    """(kind, digest, pickled bytes, further names to read) of one global, as of now.
+
+    Immutable values and modules are pickled once while the same object
+    stays bound, functions of the namespace while their code, defaults and
+    closure are the same, routines once; anything else is pickled again at
+    every call, so a mutation is seen. The caches hold no call's namespace.
+    """
+    held = _fixed.get(id(value))
+    if held is not None and held[0] is value:
+        return held[1]
+    kind = type(value)
+    if (
+        kind is FunctionType
+        and value.__globals__ is namespace
+        and not (_module_importable(value.__module__) and "<locals>" not in value.__qualname__)
+    ):
+        identity = _function_identity(value)
+        known = _functions.get(id(value.__code__))
+        if known is not None and all(a is b for a, b in zip(known[0], identity, strict=True)):
+            return known[1]
+        try:
+            data = _dill_dumps(_stripped(value))
+        except Exception as exc:
+            raise SerializationError(f"{type(exc).__name__}: {exc}") from exc
+        entry: _Entry = (
+            FUNCTION,
+            value_digest(_checked(name, value, data)),
+            data,
+            _reads(value.__code__),
+        )
+        _remember(_functions, id(value.__code__), (identity, entry))
+        return entry
+    if (
+        isinstance(value, _routine_type())
+        and not value.importable
+        and value.function.__globals__ is namespace
+    ):
+        entry = _routine_entries.get(value.uid)  # type: ignore[assignment]
+        if entry is None:
+            data = pickle.dumps(_ByIdentity(value), _PROTOCOL)
+            entry = (
+                ROUTINE,
+                value_digest(_checked(name, value, data)),
+                data,
+                _reads(value.function.__code__),
+            )
+            _remember(_routine_entries, value.uid, entry)
+        return entry
+    found: bytes | Buffers
+    if kind is ModuleType:
+        found = pickle.dumps(_ModuleByName(value.__name__), _PROTOCOL)
+    elif kind in _ATOMS:
+        found = _pickled(value)
+    else:
+        found = _pickled_buffers(value)
+    if type(found) is bytes:
+        entry = (VALUE, value_digest(_checked(name, value, found)), found, ())
+    else:
+        assert isinstance(found, Buffers)
+        _checked_size(name, value, found.size)
+        entry = (VALUE, found.digest(), found, ())
+    if _immutable(value) or kind is ModuleType:
+        _remember(_fixed, id(value), (value, entry))
+    return entry
+
+
+class _ModuleByName:
+    """A module global: the worker imports it by name (dill would copy a module's state)."""
+
+    __slots__ = ("name",)
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+
+    def __reduce__(self) -> tuple:
+        return (importlib.import_module, (self.name,))
+
+
+def _checked(name: str, value: object, data: bytes) -> bytes:
+    _checked_size(name, value, len(data))
+    return data
+
+
+def _checked_size(name: str, value: object, size: int) -> None:
+    if size > frames.LIMIT:
+        raise _too_large(f"global {name!r} ({type(value).__qualname__}) encodes to", size)
+
+
+def value_digest(data: bytes | memoryview) -> bytes:
+    """A value's name on the wire: SHA-256 (hardware-accelerated on most CPUs) cut to 16 bytes."""
+    return hashlib.sha256(data).digest()[:16]
+
+
+_OUT_OF_BAND = b"W"
+_BUFFERS = struct.Struct(">IQ")  # buffer count, pickle length; then a u64 length per buffer
+
+
+class Buffers:
+    """A value pickled with its large buffers (numpy arrays, bytearrays) left where they are.
+
+    Its digest hashes the buffers in place, with no copy; its bytes are
+    made only when a worker lacks them (``bytes()``). On the worker, the
+    value is rebuilt on views of those cached bytes: read-only, shared by
+    every call, never copied.
+    """
+
+    __slots__ = ("parts", "size")
+
+    def __init__(self, meta: bytes, buffers: list[memoryview]) -> None:
+        lengths = [len(b) for b in buffers]
+        head = _OUT_OF_BAND + _BUFFERS.pack(len(buffers), len(meta))
+        head += struct.pack(f">{len(lengths)}Q", *lengths)
+        self.parts: list[bytes | memoryview] = [head, meta, *buffers]
+        self.size = sum(len(part) for part in self.parts)
+
+    def digest(self) -> bytes:
+        hasher = hashlib.sha256()
+        for part in self.parts:
+            hasher.update(part)
+        return hasher.digest()[:16]
+
+    def __bytes__(self) -> bytes:
+        return b"".join(self.parts)
+
+
+class _BufferPickler(threading.local):
+    """One ``_Pickler`` per thread, reused: making one costs more than pickling a small value."""
+
+    def __init__(self) -> None:
+        self.out = io.BytesIO()
+        self.found: list[pickle.PickleBuffer] = []
+        self.pickler = _Pickler(self.out, _PROTOCOL, buffer_callback=self.found.append)
+        self.busy = False
+
+
+_buffer_pickler = _BufferPickler()
+
+
+def _pickled_buffers(value: object) -> bytes | Buffers:
+    """``value`` pickled, its contiguous buffers out of band when it has any."""
+    state = _buffer_pickler
+    if state.busy:  # reentered from a __reduce__: a fresh one
+        return _pickled(value)
+    out, found = state.out, state.found
+    state.busy = True
+    try:
+        out.seek(0)
+        out.truncate()
+        found.clear()
+        state.pickler.clear_memo()
+        state.pickler.dump(value)
+        views = [b.raw() for b in found]
+        data = out.getvalue()
+    except Exception:
+        return _pickled(value)
+    finally:
+        found.clear()
+        state.busy = False
+    if not views:
+        return data
+    return Buffers(data, views)
+
+
+def _load(data: bytes) -> Any:
+    """A value as ``snapshot`` pickled it: None, a pickle, or a pickle with its buffers."""
+    if not data:
+        return None
+    if data[:1] != _OUT_OF_BAND:
+        return pickle.loads(data)
+    view = memoryview(data)
+    count, size = _BUFFERS.unpack_from(view, 1)
+    offset = 1 + _BUFFERS.size
+    lengths = struct.unpack_from(f">{count}Q", view, offset)
+    offset += 8 * count
+    meta = view[offset : offset + size]
+    offset += size
+    buffers = []
+    for length in lengths:
+        buffers.append(view[offset : offset + length])
+        offset += length
+    return pickle.loads(meta, buffers=buffers)
+
+
+Snapshot = tuple[bytes, dict[bytes, "bytes | Buffers"]]
+"""(digest of the call's manifest, every value it names by digest, the manifest included)."""
+
+
+class Memo:
+    """The last snapshot of one routine, and what it was made from (kept on the routine).
+
+    Valid while every name it read is bound to the same object and every
+    function of the namespace it read is unchanged; then only the mutable
+    values are pickled again, and when none changed the last snapshot is
+    reused whole, so an unchanged call costs an identity check per global.
+    """
+
+    __slots__ = ("functions", "mutable", "namespace", "pairs", "result")
+
+    def __init__(self) -> None:
+        self.namespace: dict | None = None
+        self.pairs: tuple[tuple[str, object], ...] = ()
+        self.functions: tuple[tuple[Any, tuple], ...] = ()
+        self.mutable: tuple[tuple[str, object, bytes], ...] = ()
+        self.result: Snapshot | None = None
+
+    def reuse(self, namespace: dict) -> bool:
+        if namespace is not self.namespace:
+            return False
+        get = namespace.get
+        for name, obj in self.pairs:
+            if get(name, _MISSING) is not obj:
+                return False
+        for fn, identity in self.functions:
+            if not all(a is b for a, b in zip(_function_identity(fn), identity, strict=True)):
+                return False
+        for name, value, digest in self.mutable:
+            if _entry(name, value, namespace)[1] != digest:
+                return False
+        return True
+
+
+def snapshot(fn: Any, qualname: str, memo: Memo | None = None) -> Snapshot | None:
+    """The current values of the globals ``fn`` reads, directly or through its namespace's
+    functions and routines; None when it reads none (the common no-globals call costs one
+    dict lookup).
+
+    Raises SerializationError naming every global that cannot be pickled,
+    or one too large for a message (``frames.LIMIT``).
+    """
+    names = _reads(fn.__code__)
+    if not names:
+        return None
+    namespace = fn.__globals__
+    if memo is not None and memo.reuse(namespace):
+        return memo.result
+    entries: list[tuple[str, int, bytes]] = []
+    values: dict[bytes, bytes | Buffers] = {}
+    seen: set[str] = set()
+    todo = list(names)
+    broken: list[tuple[str, SerializationError]] = []
+    pairs: list[tuple[str, object]] = []
+    functions: list[tuple[Any, tuple]] = []
+    mutable: list[tuple[str, object, bytes]] = []
+    while todo:
+        name = todo.pop()
+        if name in seen:
+            continue
+        seen.add(name)
+        value = namespace.get(name, _MISSING)
+        pairs.append((name, value))
+        if value is _MISSING or value is _BUILTINS.get(name) or name == "__builtins__":
+            continue  # a builtin: the worker has the same one
+        try:
+            kind, digest, data, more = _entry(name, value, namespace)
+        except SerializationError as exc:
+            broken.append((name, exc))
+            continue
+        entries.append((name, kind, digest))
+        values[digest] = data
+        if kind == FUNCTION:
+            functions.append((value, _function_identity(value)))
+        elif kind == VALUE and not (_immutable(value) or type(value) is ModuleType):
+            mutable.append((name, value, digest))
+        if more:
+            todo.extend(more)
+    if broken:
+        which = ", ".join(repr(name) for name, _ in broken)
+        first = broken[0][1]
+        raise SerializationError(
+            f"cannot ship routine {qualname}() to workers: the global {which} cannot be sent "
+            f"({first}). Create it inside the routine, pass what it needs as arguments, or "
+            "move it to a module the workers can import."
+        ) from first
+    result: Snapshot | None = None
+    if entries:
+        key = tuple(sorted(entries))
+        manifest = _manifests.get(key)
+        if manifest is None:
+            data = pickle.dumps(key, _PROTOCOL)
+            manifest = (value_digest(data), data)
+            if len(_manifests) >= _CACHE_LIMIT:
+                _manifests.clear()
+            _manifests[key] = manifest
+        values[manifest[0]] = manifest[1]
+        result = manifest[0], values
+    if memo is not None:
+        memo.namespace, memo.pairs, memo.result = namespace, tuple(pairs), result
+        memo.functions, memo.mutable = tuple(functions), tuple(mutable)
+    return result
+
+
+class MissingValue(LookupError):
+    """A worker lacks a value a call's manifest names (evicted, or never received)."""
+
+    def __init__(self, digest: bytes) -> None:
+        super().__init__(digest.hex())
+        self.digest = digest
+
+
+class ValueCache:
+    """Globals a worker received, by digest, LRU-bounded by bytes; used on its routine loop.
+
+    Immutable values, classes, modules, functions and routines are unpickled
+    once; other values are unpickled for every call, so a routine that
+    mutates one does not change what the next call sees. One value larger
+    than the limit is still kept while it is the newest.
+    """
+
+    def __init__(self, limit: int) -> None:
+        self.limit = limit
+        self.size = 0
+        self.hits = 0
+        self.misses = 0
+        self.received = 0
+        self.offered = 0  # bytes of values sent here, new or not: what went over the wire
+        self._data: OrderedDict[bytes, bytes] = OrderedDict()
+        self._objects: dict[bytes, Any] = {}
+        self._manifests: dict[bytes, tuple[tuple[str, int, bytes], ...]] = {}
+
+    def put(self, digest: bytes, data: bytes | memoryview) -> bool:
+        """Keep ``data`` under ``digest``; False (and nothing kept) when they do not match."""
+        self.offered += len(data)
+        if digest in self._data:
+            self._data.move_to_end(digest)
+            return True
+        data = bytes(data)
+        if value_digest(data) != digest:
+            return False
+        self._data[digest] = data
+        self.size += len(data)
+        self.received += 1
+        while self.size > self.limit and len(self._data) > 1:
+            old, gone = self._data.popitem(last=False)
+            self.size -= len(gone)
+            self._objects.pop(old, None)
+            self._manifests.pop(old, None)
+        return True
+
+    def _bytes(self, digest: bytes) -> bytes:
+        data = self._data.get(digest)
+        if data is None:
+            self.misses += 1
+            raise MissingValue(digest)
+        self._data.move_to_end(digest)
+        self.hits += 1
+        return data
+
+    def namespace(self, digest: bytes, module: str) -> dict[str, Any]:
+        """A fresh globals dict for one call, from the manifest named ``digest``.
+
+        Raises MissingValue naming the first digest this worker lacks.
+        """
+        entries = self._manifests.get(digest)
+        if entries is None:
+            entries = self._manifests[digest] = pickle.loads(self._bytes(digest))
+        else:
+            self._data.move_to_end(digest)
+            self.hits += 1
+        namespace: dict[str, Any] = {"__name__": module, "__builtins__": builtins}
+        late = []
+        for name, kind, item in entries:
+            obj = self._objects.get(item, _MISSING)
+            if obj is _MISSING:
+                obj = _load(self._bytes(item))
+                if kind != VALUE or _immutable(obj) or isinstance(obj, type | ModuleType):
+                    self._objects[item] = obj
+            else:
+                self._data.move_to_end(item)
+                self.hits += 1
+            if kind == VALUE:
+                namespace[name] = obj
+            else:
+                late.append((name, kind, obj))
+        for name, kind, obj in late:
+            namespace[name] = bind(obj, namespace) if kind == FUNCTION else obj.bound(namespace)
+        return namespace
+
+    def forget(self) -> None:
+        self._data.clear()
+        self._objects.clear()
+        self._manifests.clear()
+        self.size = 0
+
+
+values = ValueCache(int(os.environ.get("WOOL_VALUE_CACHE") or 1 << 30))
+"""This process's cache of globals received by value (``WOOL_VALUE_CACHE`` bytes, 1 GiB)."""

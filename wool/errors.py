@@ -15,9 +15,10 @@ class MeshNotRunning(NoWorkersAvailable):
     """A routine was called where no mesh is active."""
 
     def __init__(self, routine: str = "") -> None:
-        what = f"{routine}() " if routine else ""
+        # A routine's name gets "()"; a description such as "this %%wool cell" stays as it is.
+        what = f" {routine}" + ("()" if " " not in routine else "") if routine else ""
         super().__init__(
-            f"Cannot dispatch {what}: no wool mesh is running here. Wrap the calls in "
+            f"Cannot dispatch{what}: no wool mesh is running here. Wrap the calls in "
             "`async with wool.WorkerPool(spawn=N): ...`, start one with "
             "`wool.WorkerPool(spawn=N).start(default=True)`, or in Jupyter run "
             "`%load_ext wool` and `%wool start`."
@@ -38,6 +39,10 @@ class WorkerLost(RpcError, ConnectionError):
 
 class AuthenticationError(RpcError, PermissionError):
     """A peer refused our credentials, or could not prove it holds the mesh secret."""
+
+
+class CredentialsError(WoolError, ValueError):
+    """TLS credentials that cannot be used: a missing file, or not PEM of the expected kind."""
 
 
 class ProtocolError(RpcError):
@@ -78,3 +83,11 @@ class RemoteError(WoolError):
 
 class WorkerStartError(WoolError):
     """A worker process did not come up in time, or exited while starting."""
+
+
+class UnsupportedArgument(WoolError, TypeError):
+    """An argument the ``wool`` package accepts that this Wool does not support yet.
+
+    The message names the argument and says what to use instead; nothing was
+    started.
+    """

@@ -50,6 +50,7 @@ class Routine(Generic[P, R]):
     worker: str | None = None
     tags: tuple[str, ...] = ()
     _fn: Callable[..., Any] | None
+    _memo: codec.Memo | bool | None = None  # the last globals snapshot; False: it reads none
 
     def __init__(self, fn: Callable[P, Any], *, timeout: float | None = None) -> None:
         kind = "function"
@@ -103,11 +104,41 @@ class Routine(Generic[P, R]):
         return self._importable
 
     def by_value(self) -> CodeRef:
-        """Identity, digest and payload, computed once per routine object."""
+        """Identity, digest and payload, computed once per routine object.
+
+        The payload is the function's code, defaults and closure, not its
+        globals: those travel with each call (``codec.snapshot``).
+        """
         if self._code is None:
             code = codec.routine_code(self)
             self._code = CodeRef(self.uid, codec.digest_of(code), code)
         return self._code
+
+    def snapshot(self) -> codec.Snapshot | None:
+        """The current values of the globals this by-value routine reads, for one call.
+
+        None when it reads none, or when it was received by value and never
+        run here (its code is not even unpickled for that).
+        """
+        memo = self._memo
+        if memo is None:
+            if self._fn is None:
+                return None
+            memo = self._memo = codec.Memo() if codec.reads_globals(self._fn) else False
+        if not isinstance(memo, codec.Memo):
+            return None  # decided once: the code of a routine's function does not change
+        return codec.snapshot(self._fn, self.__qualname__, memo)
+
+    def bound(self, namespace: dict[str, Any]) -> Routine[P, R]:
+        """This routine reading its globals from ``namespace``: one call's values on a worker.
+
+        A nested call of the clone carries those values on, not the worker's own.
+        """
+        clone = object.__new__(type(self))
+        clone.__dict__.update(self.__dict__)
+        clone.__dict__.pop("_memo", None)  # a memo holds its namespace: not this one's
+        clone._fn = codec.bind(self.function, namespace)
+        return clone
 
     def __call__(self, *args: P.args, **kwargs: P.kwargs) -> R:
         dispatch: Any = _dispatch  # R is the wrapped function's coroutine or generator type

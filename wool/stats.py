@@ -75,15 +75,30 @@ class Histogram:
         return self.max_ns
 
     def summary(self) -> LatencySummary:
+        """The figures of :class:`LatencySummary`, consistent with one another.
+
+        ``total_ns`` and ``max_ns`` may be read a moment after the buckets (a
+        worker reports while it records), so the mean is kept within what the
+        buckets allow and the percentiles within ``max``: a mean above p99 then
+        means a real tail of slow calls, never a rounding or timing artefact.
+        """
         if not self.total:
             return LatencySummary()
+        low = high = 0
+        for i, n in enumerate(self.counts):
+            if n:
+                low += n * _bucket_floor(i)
+                high += n * (_bucket_floor(i + 1) if i + 1 < BUCKETS else self.max_ns)
+        top = max(self.max_ns, _bucket_floor(max(i for i, n in enumerate(self.counts) if n)))
+        mean_ns = min(max(self.total_ns, low), high, top * self.total) / self.total
+        p50, p90, p99 = (min(self.percentile_ns(q), top) for q in (0.50, 0.90, 0.99))
         return LatencySummary(
             count=self.total,
-            mean_ms=self.total_ns / self.total / 1e6,
-            p50_ms=self.percentile_ns(0.50) / 1e6,
-            p90_ms=self.percentile_ns(0.90) / 1e6,
-            p99_ms=self.percentile_ns(0.99) / 1e6,
-            max_ms=self.max_ns / 1e6,
+            mean_ms=mean_ns / 1e6,
+            p50_ms=p50 / 1e6,
+            p90_ms=max(p90, p50) / 1e6,
+            p99_ms=max(p99, p90, p50) / 1e6,
+            max_ms=top / 1e6,
         )
 
     def sparse(self) -> dict[int, int]:

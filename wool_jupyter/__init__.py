@@ -1,6 +1,23 @@
 """Jupyter integration for wool: magics, kernel-side mesh, live widget."""
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    import wool
+
+__all__ = ["current_pool", "load_ipython_extension", "unload_ipython_extension"]
+
+
+def current_pool() -> "wool.WorkerPool | None":
+    """The ``wool.WorkerPool`` that ``%wool start`` made in this IPython, while it
+    starts or runs; ``None`` when there is none.
+
+    For ``await pool.statistics()``, ``pool.workers`` and ``pool.tags``; see
+    :func:`wool_jupyter.extension.current_pool`.
+    """
+    from wool_jupyter.extension import current_pool as current
+
+    return current()
 
 
 def load_ipython_extension(ip: Any) -> None:

@@ -8,8 +8,10 @@ fakes.
 Threading and loops: every method is called on the thread that runs the
 shell's cells. Awaitables returned by the ``Awaitable`` methods are awaited on
 the loop that runs the cell, which in ipykernel is the kernel's own asyncio
-loop, so they must not block it. Blocking methods (``describe``, ``status``,
-``widget``, ``close``) must return promptly.
+loop, so they must not block it. ``start`` never waits: it begins the start
+in the background, so ``%wool start`` works wherever a line magic can stand.
+Other blocking methods (``describe``, ``status``, ``widget``) must return
+promptly, and ``close`` within a bound.
 """
 
 from collections.abc import Awaitable, Callable
@@ -17,8 +19,10 @@ from typing import Protocol, TypeAlias
 
 from IPython.core.interactiveshell import InteractiveShell
 
+import wool
 from wool_jupyter.cells import CellProgram
 from wool_jupyter.config import Wool
+from wool_jupyter.remote import RemoteMesh
 
 __all__ = ["NOT_RUNNING", "BackendFactory", "WoolBackend"]
 
@@ -32,28 +36,52 @@ class WoolBackend(Protocol):
     Messages returned as ``str`` are printed to the cell's output as they are;
     an empty string prints nothing. Exceptions propagate to the cell and are
     shown as the cell's error. The magics decide idempotency (``%wool start``
-    while running, ``%wool stop`` while stopped) from :meth:`describe`, so
-    ``start``, ``stop`` and ``restart`` are only called when they make sense.
+    while running or starting, ``%wool stop`` while stopped) from
+    :meth:`describe`, so ``start`` and ``stop`` are only called when they make
+    sense; ``%wool restart`` is ``stop`` then ``start`` with the last size and tags.
     """
 
     def describe(self) -> str | None:
-        """One line naming what is running (size, addresses), or ``None`` when stopped."""
+        """One line naming what is running or starting (size, addresses), or ``None``
+        when stopped (a failed start counts as stopped)."""
         ...
 
-    def start(self, workers: int, tags: list[str]) -> Awaitable[str]:
-        """Launch ``workers`` (at least 1) local workers carrying ``tags``.
+    @property
+    def pool(self) -> "wool.WorkerPool | None":
+        """The ``wool.WorkerPool`` behind the mesh while it starts or runs, else ``None``.
 
-        Resolves once the mesh accepts work, to a message for the user.
-        Honour ``Wool.start_timeout`` and leave nothing running on failure.
+        What ``wool_jupyter.current_pool()`` hands to users.
         """
         ...
 
-    def stop(self) -> Awaitable[str]:
-        """Stop every worker this backend started; resolves to a message."""
+    def start(self, workers: int, tags: list[str]) -> str:
+        """Begin launching ``workers`` (at least 1) local workers carrying ``tags``.
+
+        Returns at once, with a message for the user; the mesh comes up in the
+        background. Routine calls made before it is ready wait for it (bounded
+        by ``Wool.start_timeout``), and a start that fails leaves nothing
+        running and is reported by :meth:`status` and to those calls.
+        """
         ...
 
-    def restart(self) -> Awaitable[str]:
-        """Stop, then start again with the same size and tags; resolves to a message."""
+    def connect(self, remote: RemoteMesh) -> str:
+        """Begin joining the remote mesh ``remote`` describes; returns at once, like
+        :meth:`start`. Unreadable credentials raise ``wool.errors.CredentialsError`` here."""
+        ...
+
+    def scale(self, workers: int) -> Awaitable[str]:
+        """Grow or shrink the running local workers to ``workers`` (at least 1) while
+        calls run; resolves to a message naming who was added or removed."""
+        ...
+
+    def disconnect(self) -> Awaitable[str]:
+        """Leave the remote mesh (its workers keep running); resolves to a message,
+        which says so when there is no remote mesh to leave."""
+        ...
+
+    def stop(self) -> Awaitable[str]:
+        """Stop every worker this backend started (a start under way too); resolves
+        to a message."""
         ...
 
     def status(self) -> object:
@@ -89,9 +117,12 @@ class WoolBackend(Protocol):
         """
         ...
 
-    def close(self) -> None:
-        """Stop everything without an event loop: used when the extension unloads
-        and at interpreter exit. Safe to call more than once and when stopped."""
+    def close(self) -> str:
+        """:meth:`stop` without an event loop, returning its message: used where a
+        magic cannot await (nested in a block, ``run_line_magic`` in a running
+        loop), when the extension unloads and at interpreter exit. Blocks until
+        the workers are gone (bounded); safe to call more than once and when
+        stopped."""
         ...
 
 

@@ -5,19 +5,25 @@ to say when nothing is running) and delegate everything else to a
 :class:`~wool_jupyter.backend.WoolBackend`, created by the injected factory on
 the first ``%wool start``.
 
-Each magic has two entry points. The ``*_async`` coroutines are what cells
-reach in practice: :mod:`wool_jupyter.transform` rewrites ``%%wool`` cells and
-top-level ``%wool`` lines into awaits of them, so they run on the loop running
-the cell (the kernel's loop in ipykernel). The synchronous ``%wool``/``%%wool``
-functions registered with IPython serve everything else (magics nested in a
-block, ``run_line_magic``/``run_cell_magic``, ``%autoawait`` off): they run the
-same coroutine on ``shell.loop_runner`` when no loop is running in this thread,
-and when one is, they refuse work that would have to wait for it, with a
-``UsageError`` saying how to write the cell instead.
+Every ``%wool`` subcommand works wherever a line magic can stand: at the top
+of a cell, among other code, inside an ``if``, through
+``get_ipython().run_line_magic``, in the same cell as ``%load_ext wool``.
+``start`` and ``connect`` never wait (the mesh comes up in the background
+and routine calls made meanwhile wait for it); ``stop``, ``restart``,
+``scale`` and ``disconnect`` are awaited on the cell's loop where a cell can
+await them (:mod:`wool_jupyter.transform` rewrites top-level ``%wool`` lines
+into awaits of :meth:`WoolMagics.wool_line_async`), and elsewhere run to the
+end before the magic returns (bounded: workers starting, draining, exiting).
+
+``%%wool`` cells are rewritten into awaits of :meth:`WoolMagics.wool_cell_async`.
+Called any other way (``run_cell_magic``, ``%autoawait`` off) the cell runs on
+``shell.loop_runner`` when no loop is running in this thread; when one is,
+it is refused with a ``UsageError`` saying how to write the cell instead.
 """
 
 import argparse
 import asyncio
+import concurrent.futures
 import keyword
 import shlex
 import sys
@@ -33,6 +39,7 @@ from wool_jupyter.backend import NOT_RUNNING, BackendFactory, WoolBackend
 from wool_jupyter.cells import compile_cell
 from wool_jupyter.config import Wool
 from wool_jupyter.imports import ImportMemory
+from wool_jupyter.remote import RemoteMesh
 from wool_jupyter.transform import MAGIC_NAME, cache_cell_source
 
 __all__ = ["NOT_RUNNING", "WoolMagics"]
@@ -40,11 +47,8 @@ __all__ = ["NOT_RUNNING", "WoolMagics"]
 _T = TypeVar("_T")
 _Magic = TypeVar("_Magic", bound=Callable[..., Any])
 
-CONNECT_UNAVAILABLE = (
-    "%wool connect is not available yet: joining peers on other hosts is still being "
-    "built. %wool start runs a mesh of workers on this machine."
-)
-_WAITING_COMMANDS = frozenset({"start", "stop", "restart"})
+NOT_CONNECTED = "This kernel is not connected to a remote mesh."
+_WAITING_COMMANDS = frozenset({"stop", "restart", "scale", "disconnect"})
 
 
 class _HelpShown(Exception):
@@ -128,18 +132,40 @@ def build_line_parser() -> _Parser:
     )
     _add_tag_option(start, "tag every worker with TAG (repeatable; default: Wool.tags)")
 
+    scale = commands.add_parser(
+        "scale",
+        help="grow or shrink the local workers while they run",
+        description=(
+            "Add or remove local workers while the mesh runs; calls in flight go on. "
+            "Removed workers get no new calls and finish what they run (up to "
+            "Wool.start_timeout seconds) before they stop; a call still running on one "
+            "then fails with wool.WorkerLost."
+        ),
+    )
+    scale.add_argument("workers", type=_positive_int, metavar="N", help="workers to run")
     commands.add_parser(
-        "stop", help="stop the mesh", description="Stop every worker this kernel started."
+        "stop",
+        help="stop the mesh",
+        description=(
+            "Stop every worker this kernel started (or leave the remote mesh %wool connect "
+            "joined, whose workers keep running)."
+        ),
     )
     commands.add_parser(
         "restart",
         help="stop the mesh and start it again",
-        description="Stop the mesh and start it again with the same workers and tags.",
+        description=(
+            "Stop the mesh and start it again with the same workers and tags "
+            "(or connect again with the same arguments)."
+        ),
     )
     commands.add_parser(
         "status",
-        help="show peers, addresses, pids, tags, work in flight and totals",
-        description="Show peers, addresses, pids, tags, work in flight and totals.",
+        help="show peers, hosts, how each was found, work in flight, totals, joins and leaves",
+        description=(
+            "Show peers (host, how each was found, address, pid, tags), work in flight, "
+            "totals, and the peers that joined and left recently."
+        ),
     )
     commands.add_parser(
         "widget",
@@ -148,10 +174,29 @@ def build_line_parser() -> _Parser:
     )
     connect = commands.add_parser(
         "connect",
-        help="join peers on other hosts (not available yet)",
-        description="Join peers running on other hosts. Not available yet.",
+        help="join a mesh of workers running on other hosts",
+        description=(
+            "Make this kernel's mesh the one the workers at ADDRESS belong to (started with "
+            "`wool worker`); the rest of the mesh is learnt from them. Returns at once; "
+            "routine calls wait until the mesh is reached. Stop local workers first."
+        ),
+        epilog=(
+            "example: %wool connect host-a:7700 --tls-ca ca.pem --tls-cert client.pem "
+            "--tls-key client.key --secret-file mesh.secret"
+        ),
     )
-    connect.add_argument("addresses", nargs="+", metavar="ADDRESS", help="host:port of a peer")
+    connect.add_argument(
+        "addresses", nargs="+", metavar="ADDRESS", help="host:port of a worker of the mesh"
+    )
+    connect.add_argument("--tls-ca", metavar="PATH", help="CA certificate of the mesh (PEM)")
+    connect.add_argument("--tls-cert", metavar="PATH", help="this client's certificate (PEM)")
+    connect.add_argument("--tls-key", metavar="PATH", help="this client's private key (PEM)")
+    connect.add_argument("--secret-file", metavar="PATH", help="file holding the mesh secret")
+    commands.add_parser(
+        "disconnect",
+        help="leave the remote mesh (its workers keep running)",
+        description="Leave the remote mesh %wool connect joined; its workers keep running.",
+    )
     return parser
 
 
@@ -241,6 +286,8 @@ class WoolMagics(Magics):
         self.settings = settings
         self._factory = backend_factory
         self._backend: WoolBackend | None = None
+        self._last_start: tuple[int, list[str]] = (1, [])
+        self._last_remote: RemoteMesh | None = None
         self._line_parser = build_line_parser()
         self._cell_parser = build_cell_parser()
         self.imports = ImportMemory()
@@ -269,10 +316,16 @@ class WoolMagics(Magics):
         args = self._parse(self._line_parser, line)
         if args is None:
             return
-        if args.command in _WAITING_COMMANDS:
-            self._block_on(self._waiting_command(args), f"%{MAGIC_NAME} {args.command}")
-        else:
+        if args.command not in _WAITING_COMMANDS:
             self._immediate_command(args)
+            return
+        try:
+            asyncio.get_running_loop()
+        except RuntimeError:
+            self._ipython.loop_runner(self._waiting_command(args))
+            return
+        # A loop runs this cell but this call cannot await it: stop without awaiting.
+        self._stop_now(args)
 
     @_magic(cell_magic, MAGIC_NAME)
     def wool_cell(self, line: str, cell: str) -> object:
@@ -319,49 +372,111 @@ class WoolMagics(Magics):
         work.close()
         raise UsageError(
             f"{what} has to wait on the event loop that is running this cell, which a "
-            f"magic inside other code cannot do. Put {what} at the start of a line at the "
-            "top level of a cell (not inside a block or function) and run it again."
+            f"magic inside other code cannot do. Start the cell with {what} "
+            "(its first line) and run it again."
         )
 
     def _immediate_command(self, args: argparse.Namespace) -> None:
         match args.command:
             case None:
                 self._line_parser.print_help()
+            case "start":
+                self._start(args)
             case "status":
                 _show(self._backend.status() if self._backend is not None else NOT_RUNNING)
             case "widget":
                 self._show_widget(quiet=False)
             case "connect":
-                print(CONNECT_UNAVAILABLE)
+                self._connect(args)
             case other:
                 raise AssertionError(f"unhandled subcommand {other!r}")
 
-    async def _waiting_command(self, args: argparse.Namespace) -> None:
+    def _start(self, args: argparse.Namespace) -> None:
         running = self._backend.describe() if self._backend is not None else None
+        if running is not None:
+            print(
+                f"Wool is already running: {running}\n"
+                f"Use %{MAGIC_NAME} restart to start it afresh, or "
+                f"%{MAGIC_NAME} stop first to change its size or tags."
+            )
+            return
+        workers = args.workers or self.settings.effective_workers()
+        tags = list(args.tags if args.tags is not None else self.settings.tags)
+        self._begin(workers, tags)
+
+    def _begin(self, workers: int, tags: list[str]) -> None:
+        backend = self._ensure_backend()
+        self._last_start = (workers, list(tags))
+        self._last_remote = None
+        _show(backend.start(workers, tags))
+        if self.settings.show_widget:
+            self._show_widget(quiet=True)
+
+    def _connect(self, args: argparse.Namespace) -> None:
+        running = self._backend.describe() if self._backend is not None else None
+        if running is not None:
+            print(
+                f"Wool is already running: {running}\n"
+                f"Use %{MAGIC_NAME} stop (or %{MAGIC_NAME} disconnect) first, then "
+                f"%{MAGIC_NAME} connect."
+            )
+            return
+        try:
+            remote = RemoteMesh(
+                tuple(args.addresses),
+                ca=args.tls_ca,
+                cert=args.tls_cert,
+                key=args.tls_key,
+                secret_file=args.secret_file,
+            )
+        except ValueError as error:
+            raise UsageError(f"%{MAGIC_NAME} connect: {error}") from None
+        self._begin_remote(remote)
+
+    def _begin_remote(self, remote: RemoteMesh) -> None:
+        backend = self._ensure_backend()
+        _show(backend.connect(remote))
+        self._last_remote = remote
+        if self.settings.show_widget:
+            self._show_widget(quiet=True)
+
+    def _relaunch(self) -> None:
+        if self._last_remote is not None:
+            self._begin_remote(self._last_remote)
+        else:
+            self._begin(*self._last_start)
+
+    async def _waiting_command(self, args: argparse.Namespace) -> None:
+        backend = self._backend
+        if args.command == "disconnect" and (backend is None or backend.describe() is None):
+            print(NOT_CONNECTED)
+            return
+        if backend is None or backend.describe() is None:
+            print(NOT_RUNNING)
+            return
         match args.command:
-            case "start" if running is not None:
-                print(
-                    f"Wool is already running: {running}\n"
-                    f"Use %{MAGIC_NAME} restart to start it afresh, or "
-                    f"%{MAGIC_NAME} stop first to change its size or tags."
-                )
-            case "start":
-                workers = args.workers or self.settings.effective_workers()
-                tags = list(args.tags if args.tags is not None else self.settings.tags)
-                backend = self._ensure_backend()
-                _show(await backend.start(workers, tags))
-                if self.settings.show_widget:
-                    self._show_widget(quiet=True)
-            case "stop" | "restart" if running is None:
-                print(NOT_RUNNING)
-            case "stop":
-                assert self._backend is not None
-                _show(await self._backend.stop())
-            case "restart":
-                assert self._backend is not None
-                _show(await self._backend.restart())
-            case other:
-                raise AssertionError(f"unhandled subcommand {other!r}")
+            case "scale":
+                _show(await backend.scale(args.workers))
+                self._last_start = (args.workers, self._last_start[1])
+            case "disconnect":
+                _show(await backend.disconnect())
+            case _:
+                _show(await backend.stop())
+                if args.command == "restart":
+                    self._relaunch()
+
+    def _stop_now(self, args: argparse.Namespace) -> None:
+        """A waiting command where a loop runs but this call cannot await it."""
+        if args.command in ("scale", "disconnect"):
+            _run_elsewhere(self._waiting_command(args))
+            return
+        backend = self._backend
+        if backend is None or backend.describe() is None:
+            print(NOT_RUNNING)
+            return
+        _show(backend.close())
+        if args.command == "restart":
+            self._relaunch()
 
     async def _run_cell(self, args: argparse.Namespace, line: str, cell: str) -> object:
         __tracebackhide__ = True
@@ -399,6 +514,15 @@ class WoolMagics(Magics):
             display(widget)
         elif not quiet:
             print(NOT_RUNNING if self._backend is None else "There is no live widget to show.")
+
+
+def _run_elsewhere(work: Coroutine[Any, Any, None]) -> None:
+    """Run ``work`` to the end on a loop of its own in another thread (the caller's loop is busy).
+
+    Everything it awaits is bounded (workers starting, draining, exiting).
+    """
+    with concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="wool-magic") as runner:
+        runner.submit(asyncio.run, work).result()
 
 
 WoolMagics.wool_line.__doc__ = build_line_parser().format_help()

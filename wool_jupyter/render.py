@@ -4,20 +4,37 @@ Everything here is a pure function of a :class:`~wool.MeshStatistics` snapshot
 and a :class:`History` of earlier ones, so the live widget, the text fallback
 and tests all see exactly the same figures. Nothing here imports ipywidgets.
 
+Every figure says what it counts. Three rows of totals: calls **from this
+kernel** (``MeshStatistics.caller``, with their round-trip latency measured
+here), calls **worker to worker** (nested calls the workers sent to their
+peers, the sum of each peer's ``dispatched``) and runs **on workers**
+(``MeshStatistics.executed``: everything the peers ran, so about the sum of
+the other two, with the run time measured on the workers). Each row adds up:
+calls = completed + failed + cancelled + in flight.
+
 The HTML carries machine-readable hooks that stay stable across styling
 changes: the root element has ``class="wool-mesh"`` and ``data-peers``,
-``data-ready``, ``data-lost``, ``data-dispatched``, ``data-completed``,
-``data-failed``, ``data-cancelled``, ``data-inflight`` and ``data-status``;
-each peer row has ``class="wool-peer"``, ``data-id``, ``data-address`` and ``data-state``.
+``data-ready``, ``data-lost``, ``data-dispatched`` (calls from this kernel),
+``data-nested`` (worker to worker), ``data-executed`` (runs on workers),
+``data-completed``, ``data-failed``, ``data-cancelled``, ``data-inflight``
+(of the runs on workers, see :func:`mesh_totals`) and ``data-status``; each
+peer row has ``class="wool-peer"``, ``data-id``, ``data-address``, ``data-host``,
+``data-source`` (how the peer was found: ``spawned``, ``seed``, ``gossip``, ...) and
+``data-state``. The totals and the peers are tables of class ``wool-totals`` and
+``wool-peers``. Recent joins and leaves (:mod:`wool_jupyter.peerlog`), when given,
+are a list of class ``wool-events``, one ``wool-event`` per change with
+``data-kind`` (``joined``, ``left``, ``lost``), ``data-id``, ``data-host`` and
+``data-source``; the root's ``data-joins`` and ``data-leaves`` count them.
 """
 
 from __future__ import annotations
 
 import html
 from collections import deque
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping, Sequence
 
 from wool import DispatchCounters, LatencySummary, MeshStatistics, PeerStatistics
+from wool_jupyter.peerlog import JOINED, PeerEvent, host_of
 from wool_jupyter.rate import windowed_rate
 
 __all__ = ["History", "mesh_totals", "render_html", "render_text"]
@@ -38,9 +55,49 @@ def mesh_totals(snapshot: MeshStatistics) -> DispatchCounters:
     return executed if executed.started or executed.finished else snapshot.caller
 
 
-def _latency(snapshot: MeshStatistics) -> LatencySummary:
-    latency = snapshot.executed.latency
-    return latency if latency.count else snapshot.caller.latency
+def nested_totals(snapshot: MeshStatistics) -> DispatchCounters:
+    """The calls workers sent to their peers (nested calls), summed over the peers.
+
+    Latency is left empty: the peers report summaries, which do not add up.
+    """
+    peers = [p.dispatched for p in snapshot.peers]
+    return DispatchCounters(
+        started=sum(d.started for d in peers),
+        completed=sum(d.completed for d in peers),
+        failed=sum(d.failed for d in peers),
+        cancelled=sum(d.cancelled for d in peers),
+    )
+
+
+_ROUND_TRIP = "round trip, timed here"
+_RUN_TIME = "run time, timed on the workers"
+_NESTED = "nested calls workers made"
+
+
+def _total_rows(snapshot: MeshStatistics) -> list[tuple[str, DispatchCounters, str]]:
+    """(label, counters, what the latency is) for each row of totals."""
+    nested = nested_totals(snapshot)
+    rows = [("from this kernel", snapshot.caller, _ROUND_TRIP)]
+    if nested.started:
+        rows.append(("worker to worker", nested, _NESTED))
+    rows.append(("on workers", snapshot.executed, _RUN_TIME))
+    return rows
+
+
+_TOTAL_HEADS = ("calls", "completed", "failed", "cancelled", "in flight", "p50", "p99")
+
+
+def _total_cells(counters: DispatchCounters) -> list[str]:
+    latency: LatencySummary = counters.latency
+    return [
+        _int(counters.started),
+        _int(counters.completed),
+        _int(counters.failed),
+        _int(counters.cancelled),
+        _int(counters.in_flight),
+        _ms(latency.p50_ms) if latency.count else _DASH,
+        _ms(latency.p99_ms) if latency.count else _DASH,
+    ]
 
 
 class History:
@@ -213,16 +270,6 @@ def _badge(label: str) -> str:
     )
 
 
-def _stat(label: str, value: str) -> str:
-    return (
-        '<div style="display:flex;flex-direction:column;min-width:64px">'
-        f'<span style="{_MUTED};font-size:85%">{html.escape(label)}</span>'
-        '<span style="font-size:120%;font-variant-numeric:tabular-nums">'
-        f"{html.escape(value)}</span>"
-        "</div>"
-    )
-
-
 def _polyline(points: list[tuple[float, float]], colour: str) -> str:
     coords = " ".join(f"{x:.1f},{y:.1f}" for x, y in points)
     return (
@@ -272,18 +319,23 @@ def _sparkline(history: History | None, width: int = 320, height: int = 48) -> s
 
 _COLUMNS = (
     ("worker", "left"),
+    ("host", "left"),
+    ("found", "left"),
     ("pid", "right"),
     ("tags", "left"),
     ("state", "left"),
     ("in flight", "right"),
     ("completed", "right"),
     ("failed", "right"),
-    ("mean · p99", "right"),
+    ("to peers", "right"),
+    ("run time mean · p99", "right"),
     ("CPU · RSS", "right"),
 )
 _CELL = "padding:2px 5px;white-space:nowrap"
 _TEXT_COLUMNS = (
     ("id", "left"),
+    ("host", "left"),
+    ("found", "left"),
     ("address", "left"),
     ("pid", "right"),
     ("tags", "left"),
@@ -291,14 +343,15 @@ _TEXT_COLUMNS = (
     ("in flight", "right"),
     ("completed", "right"),
     ("failed", "right"),
-    ("mean", "right"),
-    ("p99", "right"),
+    ("to peers", "right"),
+    ("run mean", "right"),
+    ("run p99", "right"),
     ("CPU", "right"),
     ("RSS", "right"),
 )
 
 
-def _peer_row(peer: PeerStatistics) -> str:
+def _peer_row(peer: PeerStatistics, source: str) -> str:
     executed = peer.executed
     lost = peer.state == "lost"
     address_style = f"{_MUTED};font-size:90%" + (";text-decoration:line-through" if lost else "")
@@ -306,12 +359,15 @@ def _peer_row(peer: PeerStatistics) -> str:
     cells = (
         f"<strong>{html.escape(peer.id)}</strong> "
         f'<span style="{address_style}">{html.escape(peer.address)}</span>',
+        html.escape(host_of(peer.address)) or _DASH,
+        html.escape(source) or _DASH,
         str(peer.pid),
         html.escape(", ".join(peer.tags)) or _DASH,
         _badge(peer.state),
         _int(executed.in_flight),
         _int(executed.completed),
         _int(executed.failed),
+        _int(peer.dispatched.started),
         html.escape(f"{_ms(latency.mean_ms)} · {_ms(latency.p99_ms)}"),
         html.escape(
             (_DASH if lost else f"{peer.cpu_percent:.0f}%") + f" · {_bytes(peer.rss_bytes)}"
@@ -326,22 +382,24 @@ def _peer_row(peer: PeerStatistics) -> str:
     return (
         f'<tr class="wool-peer" data-id="{html.escape(peer.id, quote=True)}" '
         f'data-address="{html.escape(peer.address, quote=True)}" '
+        f'data-host="{html.escape(host_of(peer.address), quote=True)}" '
+        f'data-source="{html.escape(source, quote=True)}" '
         f'data-state="{html.escape(peer.state, quote=True)}" title="{title}" '
         f'style="{row_style}">{tds}</tr>'
     )
 
 
-def _peer_table(snapshot: MeshStatistics) -> str:
+def _peer_table(snapshot: MeshStatistics, sources: Mapping[str, str]) -> str:
     if not snapshot.peers:
         return f'<div style="{_MUTED};margin-top:4px">no peers</div>'
     head = "".join(
         f'<th style="{_CELL};text-align:{align};font-weight:600">{name}</th>'
         for name, align in _COLUMNS
     )
-    rows = "".join(_peer_row(p) for p in snapshot.peers)
+    rows = "".join(_peer_row(p, sources.get(p.id, "")) for p in snapshot.peers)
     return (
         '<div style="overflow-x:auto;max-width:100%">'
-        '<table style="border-collapse:collapse;margin-top:6px;'
+        '<table class="wool-peers" style="border-collapse:collapse;margin-top:6px;'
         "font-variant-numeric:tabular-nums;font-size:92%;color:inherit;"
         'background:transparent">'
         f"<thead><tr>{head}</tr></thead><tbody>{rows}</tbody></table></div>"
@@ -354,8 +412,13 @@ def render_html(
     *,
     status: str | None = None,
     note: str | None = None,
+    sources: Mapping[str, str] | None = None,
+    events: Sequence[PeerEvent] = (),
 ) -> str:
     """A self-contained HTML view of ``snapshot``; ``history`` is only read.
+
+    ``sources`` says how each peer (by id) was found; ``events`` are the
+    recent joins and leaves, oldest first, shown newest first under the peers.
 
     ``status`` (e.g. ``"running"`` or ``"stopped"``) is shown as a badge and in
     ``data-status``; ``note`` is an extra escaped line such as why polling
@@ -372,34 +435,93 @@ def render_html(
             f'data-dispatched="0" data-completed="0" data-failed="0" data-cancelled="0" '
             f'data-inflight="0" data-status="{status_attr}" style="{_FONT}">'
             f"<strong>wool mesh</strong> {badge}"
-            f'<div style="{_MUTED}">no statistics yet</div>{note_html}</div>'
+            f'<div style="{_MUTED}">no statistics yet</div>{_events_html(events)}{note_html}</div>'
         )
     totals = mesh_totals(snapshot)
-    latency = _latency(snapshot)
+    nested = nested_totals(snapshot)
     peers, ready, lost = _peer_counts(snapshot)
     summary = _peer_summary(snapshot)
-    stats = "".join(
-        (
-            _stat("dispatched", _int(snapshot.caller.started)),
-            _stat("completed", _int(totals.completed)),
-            _stat("failed", _int(totals.failed)),
-            _stat("cancelled", _int(totals.cancelled)),
-            _stat("in flight", _int(totals.in_flight)),
-            _stat("p50", _ms(latency.p50_ms)),
-            _stat("p99", _ms(latency.p99_ms)),
-            _stat("throughput", _throughput(history, status)),
-        )
-    )
     return (
         f'<div class="wool-mesh" data-peers="{peers}" data-ready="{ready}" data-lost="{lost}" '
-        f'data-dispatched="{snapshot.caller.started}" data-completed="{totals.completed}" '
+        f'data-dispatched="{snapshot.caller.started}" data-nested="{nested.started}" '
+        f'data-executed="{snapshot.executed.started}" data-completed="{totals.completed}" '
         f'data-failed="{totals.failed}" data-cancelled="{totals.cancelled}" '
         f'data-inflight="{totals.in_flight}" data-status="{status_attr}" '
+        f"{_event_counts(events)}"
         f'style="{_FONT};color:inherit;line-height:1.4;padding:4px 0">'
         '<div style="display:flex;gap:8px;align-items:center;flex-wrap:wrap">'
         f'<strong>wool mesh</strong><span style="{_MUTED}">{summary}</span>{badge}</div>'
-        f'<div style="display:flex;gap:16px;flex-wrap:wrap;margin-top:4px">{stats}</div>'
-        f"{_sparkline(history)}{_peer_table(snapshot)}{note_html}</div>"
+        f"{_totals_table(snapshot)}{_throughput_html(history, status)}"
+        f"{_sparkline(history)}{_peer_table(snapshot, sources or {})}"
+        f"{_events_html(events)}{note_html}</div>"
+    )
+
+
+def _event_counts(events: Sequence[PeerEvent]) -> str:
+    joins = sum(1 for e in events if e.kind == JOINED)
+    return f'data-joins="{joins}" data-leaves="{len(events) - joins}" '
+
+
+_EVENT_COLOURS = {"joined": _STATE_COLOURS["ready"], "left": "currentColor"}
+
+
+def _events_html(events: Sequence[PeerEvent]) -> str:
+    """The recent joins and leaves, newest first."""
+    if not events:
+        return ""
+    items = "".join(
+        f'<li class="wool-event" data-kind="{html.escape(e.kind, quote=True)}" '
+        f'data-id="{html.escape(e.id, quote=True)}" '
+        f'data-host="{html.escape(e.host, quote=True)}" '
+        f'data-source="{html.escape(e.source, quote=True)}">'
+        f'<span style="{_MUTED}">{e.clock()}</span> <strong>{html.escape(e.id)}</strong> '
+        f'<span style="color:{_EVENT_COLOURS.get(e.kind, _STATE_COLOURS["lost"])}">'
+        f"{html.escape(e.kind)}</span> "
+        f'<span style="{_MUTED}">{html.escape(e.host)}'
+        f"{html.escape(', ' + e.source) if e.source else ''}</span></li>"
+        for e in reversed(events)
+    )
+    return (
+        f'<div style="margin-top:6px;font-size:92%"><span style="{_MUTED}">joins and leaves'
+        f'</span><ul class="wool-events" style="list-style:none;margin:2px 0;padding:0">'
+        f"{items}</ul></div>"
+    )
+
+
+_THROUGHPUT_WHAT = "calls finished per second, on workers"
+
+
+def _throughput_html(history: History | None, status: str | None) -> str:
+    """The rate line; a one-off snapshot (``history=None``) has no rate to show."""
+    if history is None:
+        return ""
+    return (
+        '<div style="margin-top:4px;font-variant-numeric:tabular-nums">'
+        f"{html.escape('throughput ' + _throughput(history, status))}"
+        f' <span style="{_MUTED}">({_THROUGHPUT_WHAT})</span></div>'
+    )
+
+
+def _totals_table(snapshot: MeshStatistics) -> str:
+    head = "".join(
+        f'<th style="{_CELL};text-align:right;font-weight:600">{name}</th>' for name in _TOTAL_HEADS
+    )
+    body = ""
+    for label, counters, what in _total_rows(snapshot):
+        cells = "".join(
+            f'<td style="{_CELL};text-align:right">{html.escape(c)}</td>'
+            for c in _total_cells(counters)
+        )
+        body += (
+            f'<tr><th style="{_CELL};text-align:left;font-weight:600">{label}</th>{cells}'
+            f'<td style="{_CELL};{_MUTED}">{html.escape(what)}</td></tr>'
+        )
+    return (
+        '<div style="overflow-x:auto;max-width:100%">'
+        '<table class="wool-totals" style="border-collapse:collapse;margin-top:4px;'
+        'font-variant-numeric:tabular-nums;color:inherit;background:transparent">'
+        f'<thead><tr><th style="{_CELL}"></th>{head}<th style="{_CELL}"></th></tr></thead>'
+        f"<tbody>{body}</tbody></table></div>"
     )
 
 
@@ -436,25 +558,24 @@ def render_text(
     *,
     status: str | None = None,
     note: str | None = None,
+    sources: Mapping[str, str] | None = None,
+    events: Sequence[PeerEvent] = (),
 ) -> str:
     """The same facts as :func:`render_html` as aligned plain text lines."""
     head = "wool mesh" + (f" [{status}]" if status else "")
+    found = sources or {}
     if snapshot is None:
-        lines = [head, "no statistics yet"]
+        lines = [head, "no statistics yet", *_events_text(events)]
         if note:
             lines.append(note)
         return "\n".join(lines)
-    totals = mesh_totals(snapshot)
-    latency = _latency(snapshot)
     head += f" · {_peer_summary(snapshot)}"
-    lines = [
-        head,
-        f"dispatched {_int(snapshot.caller.started)} · completed {_int(totals.completed)} · "
-        f"failed {_int(totals.failed)} · cancelled {_int(totals.cancelled)} · "
-        f"in flight {_int(totals.in_flight)}",
-        f"latency p50 {_ms(latency.p50_ms)} · p99 {_ms(latency.p99_ms)} · "
-        f"throughput {_throughput(history, status)}",
-    ]
+    lines = [head]
+    table = [["", *_TOTAL_HEADS, ""]]
+    table += [[label, *_total_cells(c), what] for label, c, what in _total_rows(snapshot)]
+    lines += _aligned(table, "l" + "r" * len(_TOTAL_HEADS) + "l")
+    if history is not None:
+        lines.append(f"throughput {_throughput(history, status)} ({_THROUGHPUT_WHAT})")
     spark = _text_sparkline(history)
     if spark:
         lines.append(f"throughput {spark}")
@@ -465,6 +586,8 @@ def render_text(
             rows.append(
                 [
                     p.id,
+                    host_of(p.address) or _DASH,
+                    found.get(p.id) or _DASH,
                     p.address,
                     str(p.pid),
                     ",".join(p.tags) or _DASH,
@@ -472,21 +595,35 @@ def render_text(
                     _int(e.in_flight),
                     _int(e.completed),
                     _int(e.failed),
+                    _int(p.dispatched.started),
                     _ms(e.latency.mean_ms),
                     _ms(e.latency.p99_ms),
                     _DASH if p.state == "lost" else f"{p.cpu_percent:.0f}%",
                     _bytes(p.rss_bytes),
                 ]
             )
-        widths = [max(len(r[i]) for r in rows) for i in range(len(_TEXT_COLUMNS))]
-        for r in rows:
-            cells = (
-                c.ljust(w) if align == "left" else c.rjust(w)
-                for c, w, (_, align) in zip(r, widths, _TEXT_COLUMNS, strict=True)
-            )
-            lines.append("  ".join(cells).rstrip())
+        lines += _aligned(rows, "".join(align[0] for _, align in _TEXT_COLUMNS))
     else:
         lines.append("no peers")
+    lines += _events_text(events)
     if note:
         lines.append(note)
     return "\n".join(lines)
+
+
+def _events_text(events: Sequence[PeerEvent]) -> list[str]:
+    if not events:
+        return []
+    return ["joins and leaves (newest first):", *(f"  {e}" for e in reversed(events))]
+
+
+def _aligned(rows: list[list[str]], aligns: str) -> list[str]:
+    """``rows`` as lines of columns two spaces apart; ``aligns`` has ``l`` or ``r`` per column."""
+    widths = [max(len(r[i]) for r in rows) for i in range(len(aligns))]
+    return [
+        "  ".join(
+            c.ljust(w) if a == "l" else c.rjust(w)
+            for c, w, a in zip(r, widths, aligns, strict=True)
+        ).rstrip()
+        for r in rows
+    ]

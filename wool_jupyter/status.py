@@ -3,15 +3,20 @@
 Both read one :class:`~wool.MeshStatistics` snapshot and render it with
 :mod:`wool_jupyter.render`, the renderer the live widget uses, so the status,
 the widget and a displayed pool always show the same figures in the same
-layout: one row per peer (id, address, pid, tags, state, in flight, completed,
-failed, latency, CPU, memory) under the mesh totals.
+layout: the totals (calls from this kernel with their round trip, nested calls
+worker to worker, runs on workers with their run time), then one row per peer
+(id, host, how it was found, address, pid, tags, state, in flight, completed,
+failed, calls sent to peers, run time, CPU, memory), then the recent joins and
+leaves when a :class:`~wool_jupyter.peerlog.PeerLog` is kept.
 """
 
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from IPython.core.interactiveshell import InteractiveShell
 
 import wool
+from wool_jupyter.peerlog import PeerEvent, PeerLog
 from wool_jupyter.render import render_html, render_text
 
 __all__ = ["MeshStatus", "pool_status", "register_pool_display", "unregister_pool_display"]
@@ -29,30 +34,58 @@ class MeshStatus:
         *,
         status: str | None = None,
         note: str | None = None,
+        sources: Mapping[str, str] | None = None,
+        events: Sequence[PeerEvent] = (),
     ) -> None:
         self.snapshot = snapshot
         self.status = status
         self.note = note
+        self.sources = dict(sources or {})
+        self.events = tuple(events)
 
     def _repr_html_(self) -> str:
-        return render_html(self.snapshot, status=self.status, note=self.note)
+        return render_html(
+            self.snapshot,
+            status=self.status,
+            note=self.note,
+            sources=self.sources,
+            events=self.events,
+        )
 
     def __repr__(self) -> str:
-        return render_text(self.snapshot, status=self.status, note=self.note)
+        return render_text(
+            self.snapshot,
+            status=self.status,
+            note=self.note,
+            sources=self.sources,
+            events=self.events,
+        )
 
 
-def pool_status(pool: wool.WorkerPool, timeout: float = SNAPSHOT_TIMEOUT) -> MeshStatus:
+def pool_status(
+    pool: wool.WorkerPool, timeout: float = SNAPSHOT_TIMEOUT, *, log: PeerLog | None = None
+) -> MeshStatus:
     """A :class:`MeshStatus` of ``pool``; returns within about ``timeout`` seconds.
 
-    A snapshot that cannot be read becomes a status without figures whose
-    note says why, so displaying a pool never raises.
+    With ``log``, the pool's workers are compared with the log's last view
+    first, and the status shows the log's joins and leaves. A snapshot that
+    cannot be read becomes a status without figures whose note says why, so
+    displaying a pool never raises.
     """
     status = "running" if pool.running else "stopped"
+    workers = pool.workers
+    sources = {w.id: w.source for w in workers}
+    events: Sequence[PeerEvent] = ()
+    if log is not None:
+        log.observe(workers)
+        sources = {**log.sources, **sources}
+        events = log.events
     try:
         snapshot = pool.statistics_sync(timeout=timeout)
     except Exception as exc:
-        return MeshStatus(None, status=status, note=f"no statistics: {type(exc).__name__}: {exc}")
-    return MeshStatus(snapshot, status=status)
+        note = f"no statistics: {type(exc).__name__}: {exc}"
+        return MeshStatus(None, status=status, note=note, sources=sources, events=events)
+    return MeshStatus(snapshot, status=status, sources=sources, events=events)
 
 
 def _pool_html(pool: wool.WorkerPool) -> str:

@@ -27,9 +27,10 @@ traceback, like a syntax error in an ordinary cell. The same rewrite makes
 ``%%wool`` work in terminal IPython, where ``shell.loop_runner`` runs the await.
 
 Nothing is rewritten while ``%autoawait`` is off (top-level ``await`` would be a
-syntax error), nor for ``%wool`` lines nested in a block; those reach the
-synchronous magics, which run on ``shell.loop_runner`` when no loop is running
-and otherwise refuse commands that have to wait.
+syntax error), nor for ``%wool`` lines nested in a block, nor in the cell that
+runs ``%load_ext wool`` (IPython transformed it before these transformers
+existed); those reach the synchronous magics, which work there too (see
+:mod:`wool_jupyter.magics`).
 
 The cell transformer is a cleanup transformer marked ``has_side_effects`` so
 ``check_complete`` skips it: IPython then keeps treating ``%%wool`` input as an

@@ -18,7 +18,8 @@ from ipywidgets import HTML, VBox
 from traitlets import Int, Unicode
 
 from wool import MeshStatistics
-from wool_jupyter.render import History, mesh_totals, render_html, render_text
+from wool_jupyter.peerlog import JOINED, PeerEvent, PeerLog
+from wool_jupyter.render import History, mesh_totals, nested_totals, render_html, render_text
 
 __all__ = ["MeshWidget"]
 
@@ -34,20 +35,31 @@ class MeshWidget(VBox):
     The view renders once at construction, so it never shows an empty box.
 
     Besides the HTML, the headline figures are synced traits (``peers``,
-    ``ready``, ``lost``, ``dispatched``, ``completed``, ``failed``,
-    ``cancelled``, ``in_flight`` and ``status``: ``"idle"``, ``"running"`` or
-    ``"stopped"``), so they appear in saved widget state and in tests.
+    ``ready``, ``lost``; ``dispatched``: calls from this kernel; ``nested``:
+    calls workers sent to peers; ``executed``: runs on workers; ``completed``,
+    ``failed``, ``cancelled``, ``in_flight`` of the runs on workers; and
+    ``status``: ``"idle"``, ``"running"`` or ``"stopped"``), so they appear in
+    saved widget state and in tests.
+
+    With ``log``, each peer shows how it was found and the view lists the
+    log's recent joins and leaves (counted in the ``joins`` and ``leaves``
+    traits). The widget only reads the log: whoever supplies ``source`` feeds
+    it (``KernelMesh`` observes the pool's workers on every read).
     """
 
     peers = Int(0).tag(sync=True)
     ready = Int(0).tag(sync=True)
     lost = Int(0).tag(sync=True)
     dispatched = Int(0).tag(sync=True)
+    nested = Int(0).tag(sync=True)
+    executed = Int(0).tag(sync=True)
     completed = Int(0).tag(sync=True)
     failed = Int(0).tag(sync=True)
     cancelled = Int(0).tag(sync=True)
     in_flight = Int(0).tag(sync=True)
     status = Unicode("idle").tag(sync=True)
+    joins = Int(0).tag(sync=True)
+    leaves = Int(0).tag(sync=True)
 
     def __init__(
         self,
@@ -55,9 +67,11 @@ class MeshWidget(VBox):
         interval: float = 0.5,
         *,
         window: float = 60.0,
+        log: PeerLog | None = None,
         **kwargs: Any,
     ) -> None:
         self._source = source
+        self._log = log
         self._interval = interval
         self._history = History(window)
         self._snapshot: MeshStatistics | None = None
@@ -101,18 +115,23 @@ class MeshWidget(VBox):
             self._thread.start()
         return self
 
-    def stop(self, timeout: float = 5.0) -> None:
+    def stop(self, timeout: float = 5.0, *, note: str | None = None) -> None:
         """Stop polling, wait up to ``timeout`` s for the thread, render a final state.
 
         The thread notices at once unless it is inside ``source()``. The final
         render reads ``source`` once more so late completions show; if that read
-        fails the last good figures stay, marked as stopped.
+        fails the last good figures stay, marked as stopped. ``note`` (say, why
+        the mesh stopped) is shown under the figures.
         """
         self._join(timeout)
         with self._lock:
+            if note is not None:
+                self._note = note
             if self.status != "stopped":
                 self.status = "stopped"
                 self.refresh()
+            elif note is not None:
+                self._publish()
 
     def close(self) -> None:
         """Stop polling and close the widget; ``source`` is not read again.
@@ -185,14 +204,26 @@ class MeshWidget(VBox):
     def _publish(self) -> None:
         """Push the current figures to the front end, sending only what changed."""
         snapshot = self._snapshot
-        value = render_html(snapshot, self._history, status=self._status_label(), note=self._note)
+        sources, events = self._peers()
+        value = render_html(
+            snapshot,
+            self._history,
+            status=self._status_label(),
+            note=self._note,
+            sources=sources,
+            events=events,
+        )
         with self.hold_sync():
+            self.joins = sum(1 for e in events if e.kind == JOINED)
+            self.leaves = len(events) - self.joins
             if snapshot is not None:
                 totals = mesh_totals(snapshot)
                 self.peers = len(snapshot.peers)
                 self.ready = snapshot.ready_peers
                 self.lost = sum(1 for p in snapshot.peers if p.state == "lost")
                 self.dispatched = snapshot.caller.started
+                self.nested = nested_totals(snapshot).started
+                self.executed = snapshot.executed.started
                 self.completed = totals.completed
                 self.failed = totals.failed
                 self.cancelled = totals.cancelled
@@ -211,6 +242,17 @@ class MeshWidget(VBox):
         with self._lock:
             snapshot, history = self._snapshot, self._history
             status, note = self._status_label(), self._note
-            bundle["text/plain"] = render_text(snapshot, history, status=status, note=note)
-            bundle["text/html"] = render_html(snapshot, history, status=status, note=note)
+            sources, events = self._peers()
+            bundle["text/plain"] = render_text(
+                snapshot, history, status=status, note=note, sources=sources, events=events
+            )
+            bundle["text/html"] = render_html(
+                snapshot, history, status=status, note=note, sources=sources, events=events
+            )
         return bundle
+
+    def _peers(self) -> tuple[dict[str, str], tuple[PeerEvent, ...]]:
+        log = self._log
+        if log is None:
+            return {}, ()
+        return dict(log.sources), log.events

@@ -81,7 +81,8 @@ _MESH_JS = """() => {
   const panel = document.querySelector('.jp-NotebookPanel:not(.lm-mod-hidden)');
   if (!panel) return [];
   return [...panel.querySelectorAll('.widget-html-content .wool-mesh')].map(root => {
-    const heads = [...root.querySelectorAll('thead th')].map(th => th.textContent.trim());
+    const heads = [...root.querySelectorAll('table.wool-peers thead th')]
+      .map(th => th.textContent.trim());
     const pidAt = heads.indexOf('pid');
     const rows = [...root.querySelectorAll('tr.wool-peer')].map(tr => ({
       ...tr.dataset,
@@ -217,7 +218,7 @@ def test_live_mesh_widget_in_jupyterlab(browser_page: Page, jupyter_lab: Jupyter
         lab.wait_cell_done(page, START, timeout=90)
         timings["start"] = time.monotonic() - t0
         started = lab.cell_output_text(page, START)
-        assert "Wool is running" in started, started
+        assert f"starting {WORKERS} local workers in the background" in started, started
         mesh = _poll(
             lambda: _maybe_mesh(page),
             lambda m: (
@@ -299,6 +300,9 @@ def test_live_mesh_widget_in_jupyterlab(browser_page: Page, jupyter_lab: Jupyter
             timeout=10,
         )
         print(f"completed before fib {before}, after {done['completed']} (+{FIB_CALLS} calls)")
+        # Totals add up: runs on workers = calls from the kernel + nested peer-to-peer calls.
+        assert int(done["nested"]) >= FIB_CALLS - 1, done
+        assert int(done["executed"]) == int(done["dispatched"]) + int(done["nested"]), done
         timings["work"] = time.monotonic() - t0
 
         # 3. A worker killed with SIGKILL is marked lost, not dropped. Its pid comes from

@@ -57,9 +57,14 @@ def check_nested(notebook: NotebookNode) -> None:
     pi = float(re.search(r"pi is about (\d\.\d+)", outputs_of(notebook, "await estimate_pi"))[1])
     assert abs(pi - 3.1416) < 0.02
     status = outputs_of(notebook, "%wool status")
-    dispatched = int(re.search(r"dispatched ([\d,]+)", status)[1].replace(",", ""))
-    completed = int(re.search(r"completed ([\d,]+)", status)[1].replace(",", ""))
-    assert dispatched == 2 and completed > 100, "the workers should have made the nested calls"
+
+    def calls(row: str) -> int:
+        return int(re.search(rf"^{row}\s+([\d,]+)", status, re.MULTILINE)[1].replace(",", ""))
+
+    dispatched, nested = calls("from this kernel"), calls("worker to worker")
+    ran = calls("on workers")
+    assert dispatched == 2 and nested > 100, "the workers should have made the nested calls"
+    assert ran == dispatched + nested, status
 
 
 def check_streaming(notebook: NotebookNode) -> None:
@@ -95,11 +100,26 @@ def check_errors_and_cancellation(notebook: NotebookNode) -> None:
     assert outputs_of(notebook, "and carry on") == "3.25"
 
 
+def check_multihost(notebook: NotebookNode) -> None:
+    assert "fib(16) = 987" in outputs_of(notebook, "await until_peers(3)")
+    status = outputs_of(notebook, "%wool status")
+    assert all(host in status for host in ("host-a", "host-b", "host-c")), status
+    lost = outputs_of(notebook, 'hosts["host-c"].kill()')
+    assert "the call running on host-c failed: WorkerLost" in lost
+    assert "after losing host-c, fib(14) = 377" in lost
+    assert WIDGET in mime_types_of(notebook, "%wool widget")
+    # host-c was killed (-9); the others drained on SIGTERM and exited 0.
+    assert outputs_of(notebook, "proc.terminate()").endswith(
+        "{'host-a': 0, 'host-b': 0, 'host-c': -9}"
+    )
+
+
 CHECKS = {
     "quickstart": check_quickstart,
     "nested": check_nested,
     "streaming": check_streaming,
     "errors-and-cancellation": check_errors_and_cancellation,
+    "multihost": check_multihost,
 }
 
 

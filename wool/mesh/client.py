@@ -19,7 +19,7 @@ import asyncio
 import threading
 import weakref
 from collections.abc import Iterable
-from typing import Final
+from typing import TYPE_CHECKING, Final
 
 import grpc
 import grpc.aio
@@ -35,6 +35,9 @@ from wool.protocol.frames import (
     decode_stats,
 )
 from wool.stats import Counters
+
+if TYPE_CHECKING:
+    from wool.mesh.membership import Membership
 
 CONNECT_TIMEOUT = 10.0
 LOST_RETRY: Final = 1.0
@@ -57,6 +60,9 @@ class _LoopConnections(dict[str, Connection]):
 
 class MeshClient:
     """Dispatches to the least-loaded live peer; marks peers lost when their stream breaks."""
+
+    membership: Membership | None = None
+    """The gossip that keeps this table (a durable worker's); it answers Gossip calls."""
 
     def __init__(self, secret: bytes, *, connect_timeout: float = CONNECT_TIMEOUT) -> None:
         self.secret = secret

@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Final, TypeVar
 import grpc
 import grpc.aio
 
+from wool import codec
 from wool.errors import AuthenticationError, SerializationError, WorkerLost
 from wool.protocol import auth
 from wool.protocol.frames import (
@@ -28,13 +29,16 @@ from wool.protocol.frames import (
     STDERR,
     YIELD,
     Cancel,
+    Context,
     Dispatch,
     Frame,
     NeedCode,
     Outcome,
     Output,
+    Payload,
     PeerRecord,
     Resume,
+    Value,
     decode,
     encode,
 )
@@ -68,6 +72,8 @@ _log = logging.getLogger("wool")
 T = TypeVar("T")
 _closing: set[asyncio.Task] = set()  # keeps channel-close tasks alive until done
 _UNWINDING_LIMIT: Final = 1024
+_KNOWN_LIMIT: Final = 1 << 16
+_ASK_LIMIT: Final = 3
 _ENDED_BY_WORKER: Final = (grpc.StatusCode.INTERNAL, grpc.StatusCode.INVALID_ARGUMENT)
 OutputSink = Callable[[int, str], None]
 
@@ -88,7 +94,7 @@ class PendingCall:
     their arguments while they run.
     """
 
-    __slots__ = ("frame", "routine", "sink", "waiter")
+    __slots__ = ("asked", "frame", "routine", "sink", "values", "waiter")
 
     def __init__(
         self,
@@ -96,11 +102,14 @@ class PendingCall:
         routine: Routine,
         waiter: asyncio.Future,
         sink: OutputSink | None,
+        values: dict[bytes, bytes | codec.Buffers] | None = None,
     ) -> None:
         self.frame = frame
         self.routine = routine
         self.waiter = waiter
         self.sink = sink
+        self.values = values  # the call's globals by digest, for a worker that lacks them
+        self.asked = 0
 
 
 class Connection:
@@ -115,6 +124,7 @@ class Connection:
         self.peer = peer
         self.pending: dict[int, PendingCall] = {}
         self._unwinding: dict[int, OutputSink] = {}
+        self.contexts: dict[int, Payload] = {}  # Context frames waiting for their call's Outcome
         self.known: set[bytes] = set()
         self.lost: WorkerLost | None = None
         self.ended_by_worker = False
@@ -203,6 +213,8 @@ class Connection:
 
     def _reject(self, frame: Frame, error: Exception) -> Frame | None:
         """A frame that cannot be encoded fails its own call, not the stream or the peer."""
+        if type(frame) is Context and frame.then is not None:
+            frame = frame.then
         if type(frame) is not Dispatch and type(frame) is not Resume:
             return None
         entry = self.pending.pop(frame.call, None)
@@ -222,6 +234,7 @@ class Connection:
         timeout: float | None,
         parent: str,
         sink: OutputSink | None = None,
+        context: bytes | None = None,
     ) -> tuple[int, asyncio.Future[Outcome]]:
         if self.lost is not None:
             raise self.lost
@@ -233,19 +246,44 @@ class Connection:
             )  # fmt: skip
         else:
             ref = routine.by_value()
-            code = b"" if ref.digest in self.known else ref.code
-            self.known.add(ref.digest)
+            snapshot = routine.snapshot()
+            known = self.known
+            code = b"" if ref.digest in known else ref.code
+            known.add(ref.digest)
+            manifest = b""
+            if snapshot is not None:
+                manifest, values = snapshot
+                if manifest not in known:
+                    self._send_values(call, values)
             frame = Dispatch(
                 call, "", routine.__qualname__, ref.digest, code, ref.uid, args,
-                routine.generator, timeout or 0.0, parent, sink is not None,
+                routine.generator, timeout or 0.0, parent, sink is not None, manifest,
             )  # fmt: skip
         waiter: asyncio.Future[Outcome] = self._loop.create_future()
-        kept = None if routine.importable else frame
-        self.pending[call] = PendingCall(kept, routine, waiter, sink)
-        self._send(frame)
+        if routine.importable:
+            self.pending[call] = PendingCall(None, routine, waiter, sink)
+        else:
+            self.pending[call] = PendingCall(
+                frame, routine, waiter, sink, None if snapshot is None else values
+            )
+        self._send(frame if context is None else Context(call, context, frame))
         return call, waiter
 
-    def resume(self, call: int, kind: int, value: bytes = b"") -> asyncio.Future[Outcome]:
+    def _send_values(
+        self, call: int, values: dict[bytes, bytes | codec.Buffers], resend: bool = False
+    ) -> None:
+        """Send the globals this worker is not known to hold (all of them on ``resend``)."""
+        known = self.known
+        if len(known) > _KNOWN_LIMIT:
+            known.clear()  # the worker's cache is bounded anyway; it asks for what it lacks
+        for digest, data in values.items():
+            if resend or digest not in known:
+                self._send(Value(call, digest, data if type(data) is bytes else bytes(data)))
+                known.add(digest)
+
+    def resume(
+        self, call: int, kind: int, value: bytes = b"", context: bytes | None = None
+    ) -> asyncio.Future[Outcome]:
         """Ask a remote generator for its next step; the future holds the outcome."""
         if self.lost is not None:
             raise self.lost
@@ -253,7 +291,8 @@ class Connection:
         if pending is None:
             raise WorkerLost(f"{self.describe()} no longer knows call {call}")
         pending.waiter = waiter = self._loop.create_future()
-        self._send(Resume(call, kind, value))
+        step = Resume(call, kind, value)
+        self._send(step if context is None else Context(call, context, step))
         return waiter
 
     def cancel(self, call: int) -> None:
@@ -263,6 +302,8 @@ class Connection:
         goes to the call's sink until the worker confirms the cancellation.
         """
         entry = self.pending.pop(call, None)
+        if self.contexts:
+            self.contexts.pop(call, None)
         if entry is not None and self.lost is None:
             if entry.sink is not None:
                 if len(self._unwinding) >= _UNWINDING_LIMIT:
@@ -291,6 +332,8 @@ class Connection:
                 if entry is None:
                     if self._unwinding:
                         self._unwinding.pop(frame.call, None)
+                    if self.contexts:
+                        self.contexts.pop(frame.call, None)
                     continue
                 if frame.kind != YIELD:
                     del pending[frame.call]
@@ -307,11 +350,27 @@ class Connection:
                     _log.exception("wool: the output handler raised; output dropped")
             elif type(frame) is NeedCode:
                 self._resend_with_code(frame)
+            elif type(frame) is Context and frame.call in pending:
+                self.contexts[frame.call] = frame.values
 
     def _resend_with_code(self, request: NeedCode) -> None:
         entry = self.pending.get(request.call)
         if entry is None or entry.frame is None:
             return
+        entry.asked += 1
+        if entry.asked > _ASK_LIMIT:
+            del self.pending[request.call]
+            if not entry.waiter.done():
+                entry.waiter.set_exception(
+                    SerializationError(
+                        f"{entry.routine.__qualname__}() could not start on {self.describe()}: "
+                        f"it lacked its code or globals after {_ASK_LIMIT} re-sends (are they "
+                        "larger than its value cache, WOOL_VALUE_CACHE?)"
+                    )
+                )
+            return
+        if entry.values:
+            self._send_values(request.call, entry.values, resend=True)
         ref = entry.routine.by_value()
         entry.frame.code = ref.code
         self.known.add(ref.digest)
@@ -332,6 +391,7 @@ class Connection:
         if self._writer is not None:
             self._writer.close()
         pending, self.pending = self.pending, {}
+        self.contexts.clear()
         for entry in pending.values():
             if not entry.waiter.done():
                 entry.waiter.set_exception(lost)

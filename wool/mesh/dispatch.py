@@ -16,7 +16,7 @@ from collections.abc import AsyncGenerator, Callable, Coroutine, Iterator
 from contextvars import ContextVar
 from typing import TYPE_CHECKING, Any
 
-from wool import codec, task
+from wool import codec, contextvar, task
 from wool.errors import DispatchTimeout, SerializationError, WorkerLost
 from wool.mesh import context
 from wool.mesh.connection import Connection, OutputSink
@@ -139,9 +139,11 @@ async def call(routine: Routine, args: tuple, kwargs: dict, timeout: float | Non
     mesh = context.current(routine.__qualname__)
     deadline = _deadline(routine, timeout)
     data = codec.encode_call(routine.__qualname__, args, kwargs)
+    values = contextvar.current()
+    ctx = None if values is None else contextvar.encode(values, _to(routine))
     conn = await _connect(mesh, routine)
     counters = mesh.dispatched
-    call_id, waiter = conn.dispatch(routine, data, _left(deadline), _parent(), _sink())
+    call_id, waiter = conn.dispatch(routine, data, _left(deadline), _parent(), _sink(), ctx)
     counters.started += 1
     started = time.perf_counter_ns()
     try:
@@ -156,6 +158,11 @@ async def call(routine: Routine, args: tuple, kwargs: dict, timeout: float | Non
     except BaseException:
         counters.failed += 1
         raise
+    if conn.contexts:
+        unread = _adopt(conn, call_id, routine)
+        if unread is not None and outcome.kind == RETURN:
+            counters.failed += 1
+            raise unread
     if outcome.kind != RETURN:
         counters.failed += 1
         _settle(conn, routine, outcome)
@@ -177,9 +184,11 @@ async def stream(
     mesh = context.current(routine.__qualname__)
     deadline = _deadline(routine, timeout)
     data = codec.encode_call(routine.__qualname__, args, kwargs)
+    known = contextvar.current()  # the values the remote generator runs with
+    ctx = None if known is None else contextvar.encode(known, _to(routine))
     conn = await _connect(mesh, routine)
     counters = mesh.dispatched
-    call_id, waiter = conn.dispatch(routine, data, _left(deadline), _parent(), _sink())
+    call_id, waiter = conn.dispatch(routine, data, _left(deadline), _parent(), _sink(), ctx)
     counters.started += 1
     started = time.perf_counter_ns()
     finished = False
@@ -189,6 +198,13 @@ async def stream(
                 outcome = await _await_step(waiter, conn, call_id)
             else:
                 outcome = await _wait(waiter, deadline, conn, call_id, routine)
+            if conn.contexts:
+                unread = _adopt(conn, call_id, routine)
+                if unread is not None and outcome.kind != RAISE:
+                    if outcome.kind == YIELD:
+                        conn.cancel(call_id)
+                    raise unread
+                known = contextvar.current()
             if outcome.kind != YIELD:
                 finished = True
                 if outcome.kind == STOP:
@@ -207,12 +223,15 @@ async def stream(
             except GeneratorExit:
                 raise
             except BaseException as exc:
-                waiter = conn.resume(call_id, THROW, _step_value(conn, call_id, exc))
+                step, payload = THROW, _step_value(conn, call_id, exc)
             else:
-                if sent is None:
-                    waiter = conn.resume(call_id, NEXT)
-                else:
-                    waiter = conn.resume(call_id, SEND, _step_value(conn, call_id, sent))
+                step, payload = NEXT, b""
+                if sent is not None:
+                    step, payload = SEND, _step_value(conn, call_id, sent)
+            ctx = _changed(conn, call_id, routine, known)
+            if ctx is not None:
+                known = contextvar.current()
+            waiter = conn.resume(call_id, step, payload, ctx)
     except asyncio.CancelledError:
         finished = True
         counters.cancelled += 1
@@ -229,6 +248,37 @@ async def stream(
     finally:
         if not finished:
             conn.cancel(call_id)
+
+
+def _to(routine: Routine) -> str:
+    return f"to a worker with {routine.__qualname__}()"
+
+
+def _adopt(conn: Connection, call: int, routine: Routine) -> SerializationError | None:
+    """Apply the ContextVar changes ``call`` came back with; the error if they can't be read.
+
+    The caller raises that error instead of a value, never instead of the
+    routine's own exception.
+    """
+    payload = conn.contexts.pop(call, None)
+    if payload is not None:
+        try:
+            contextvar.adopt(payload, f"set by {routine.__qualname__}() on {conn.describe()}")
+        except SerializationError as exc:
+            return exc
+    return None
+
+
+def _changed(conn: Connection, call: int, routine: Routine, known: Any) -> bytes | None:
+    """The caller's values for a stream's next step, if they changed since the last one."""
+    values = contextvar.current()
+    if values is known:
+        return None
+    try:
+        return contextvar.encode(values, _to(routine))
+    except SerializationError:
+        conn.cancel(call)  # else it would wait for this step forever
+        raise
 
 
 def _undecodable(
@@ -276,5 +326,7 @@ async def _close_remote(conn: Connection, call_id: int, routine: Routine) -> Non
     except (TimeoutError, WorkerLost):
         conn.cancel(call_id)
         return
+    if conn.contexts:
+        _adopt(conn, call_id, routine)  # what its finally set; unreadable, it is dropped
     if outcome.kind == RAISE:
         _settle(conn, routine, outcome)

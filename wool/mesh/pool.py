@@ -18,13 +18,15 @@ import select
 import threading
 import time
 import weakref
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from contextvars import Token
 from dataclasses import dataclass, replace
 
 from wool import tuning
+from wool.discovery.base import Discovery
+from wool.discovery.finder import Finder
 from wool.errors import WorkerStartError
-from wool.mesh import context, spawn
+from wool.mesh import compat, context, spawn
 from wool.mesh.client import MeshClient
 from wool.mesh.spawn import LocalWorker
 from wool.protocol import auth
@@ -57,13 +59,19 @@ def _require_loopback(host: str) -> None:
 
 @dataclass(frozen=True, slots=True)
 class WorkerInfo:
-    """One worker of a pool: where it listens, its process, its tags and state."""
+    """One worker of a pool: where it listens, its process, its tags and state.
+
+    ``source`` says how the pool found it: ``"spawned"`` for a worker it
+    started itself; discovered workers name their discovery (``frames.PeerRecord.source``).
+    A worker ``scale`` removed is ``stopped`` while the pool runs on.
+    """
 
     id: str
     address: str
     pid: int
     tags: tuple[str, ...]
     state: str
+    source: str = "spawned"
 
 
 def _counters(record: CountersRecord) -> tuple[DispatchCounters, Histogram]:
@@ -76,6 +84,14 @@ def _counters(record: CountersRecord) -> tuple[DispatchCounters, Histogram]:
     )
 
 
+def _in_flight(records: dict[str, StatsRecord]) -> dict[str, int]:
+    """Calls each answering peer is running now, from its own counters."""
+    return {
+        peer_id: max(0, r.started - r.completed - r.failed - r.cancelled)
+        for peer_id, r in ((pid, rec.executed) for pid, rec in records.items())
+    }
+
+
 class WorkerPool:
     """A mesh of local worker processes.
 
@@ -83,6 +99,12 @@ class WorkerPool:
     one per CPU); ``size=N`` is accepted as the older spelling. Workers bind
     ``host``, which must be a loopback address (ValueError otherwise), and
     require the pool's secret on every call.
+
+    The ``wool`` package's other arguments (``discovery=``, ``lease=``,
+    ``credentials=``, ``loadbalancer=``, ``worker=``, ``options=``, ``lazy=``,
+    ``quorum=``, ``quorum_timeout=``) are accepted where a local mesh already
+    does what they ask, else refused with ``wool.UnsupportedArgument`` saying
+    what to use instead (``wool.mesh.compat``).
 
     With ``respawn=True``, a worker that dies while the pool runs is replaced:
     a new worker starts, and once it is ready every live worker and this
@@ -104,21 +126,44 @@ class WorkerPool:
         start_timeout: float = 30.0,
         connect_timeout: float = 10.0,
         respawn: bool = False,
+        worker: object = None,
+        discovery: object = None,
+        loadbalancer: object = None,
+        credentials: object = None,
+        options: object = None,
+        lease: int | None = None,
+        lazy: bool | None = None,
+        quorum: int | None = None,
+        quorum_timeout: float | None = None,
     ) -> None:
         _require_loopback(host)
         if spawn is not None and size is not None and spawn != size:
             raise ValueError("give spawn= or size= (the older name), not both")
         count = spawn if spawn is not None else size
-        if count is None or count == 0:
+        if discovery is not None and not count:
+            count = 0  # a durable pool: only what discovery finds
+        elif count is None or count == 0:
             count = self.default_size()
         if count < 0:
             raise ValueError("spawn must be a positive number of workers")
+        compat.check(
+            count,
+            worker=worker,
+            discovery=discovery,
+            loadbalancer=loadbalancer,
+            credentials=credentials,
+            options=options,
+            lease=lease,
+            lazy=lazy,
+            quorum=quorum,
+            quorum_timeout=quorum_timeout,
+        )
         self.tags = tuple(tags)
         self.size = count
         self.host = host
         self.start_timeout = start_timeout
         self._secret = secret or auth.new_secret()
-        self._mesh = MeshClient(self._secret, connect_timeout=connect_timeout)
+        self._mesh = _client(self._secret, connect_timeout, credentials)
         self._workers: list[LocalWorker] = []
         self._entries: dict[asyncio.Task | None, list[Token]] = {}
         self._owner: tuple[asyncio.Task | None, int] | None = None
@@ -131,6 +176,20 @@ class WorkerPool:
         self._gone: set[str] = set()
         self._watcher: threading.Thread | None = None
         self._wake: tuple[int, int] | None = None
+        self._removed: set[str] = set()
+        self._scaling = threading.Lock()
+        self._publishing = threading.Lock()
+        self._finder: Finder | None = None
+        if discovery is not None:
+            assert isinstance(discovery, Discovery)  # compat.check refused anything else
+            self._finder = Finder(
+                discovery,
+                secret=self._secret,
+                credentials=credentials,  # type: ignore[arg-type]
+                tags=self.tags,
+                lease=lease,
+                on_change=self._found_changed,
+            )
 
     @staticmethod
     def default_size() -> int:
@@ -179,7 +238,16 @@ class WorkerPool:
         records = [w.record for w in self._workers if w.record is not None]
         self._peers_version += 1
         spawn.send_peers(self._workers, records, self._peers_version, self.start_timeout)
+        if self._finder is not None:  # publish ours, then wait (bounded) for others if we have none
+            self._finder.start(records, need=not records, timeout=self.start_timeout)
         self._mesh.set_peers(self._matching(records))
+
+    def _found_changed(self) -> None:
+        """Discovery found or lost workers: this process's table gets the new set."""
+        if self._state in ("starting", "running"):
+            gone = self._gone | self._removed
+            live = [w.record for w in self._workers if w.record and w.id not in gone]
+            self._mesh.set_peers(self._matching(r for r in live if r is not None))
 
     # -- respawn ----------------------------------------------------------------
 
@@ -246,6 +314,10 @@ class WorkerPool:
 
     def _publish(self) -> None:
         """Send the live workers' table to each of them and to this process's mesh."""
+        with self._publishing:  # workers apply tables in arrival order: never interleave two
+            self._publish_now()
+
+    def _publish_now(self) -> None:
         gone = self._gone
         live = [w for w in self._workers if w.record and w.id not in gone and w.alive()]
         self._peers_version += 1
@@ -276,8 +348,99 @@ class WorkerPool:
         return watcher
 
     def _matching(self, records: Iterable[PeerRecord]) -> list[PeerRecord]:
+        """The spawned workers carrying the pool's tags, then the discovered ones in use."""
         wanted = set(self.tags)
-        return [r for r in records if wanted.issubset(r.tags)]
+        found = self._finder.found if self._finder is not None else ()
+        return [r for r in records if wanted.issubset(r.tags)] + list(found)
+
+    # -- scale -----------------------------------------------------------------
+
+    def scale(self, n: int, *, drain: float = 10.0) -> tuple[list[str], list[str]]:
+        """Grow or shrink the running pool to ``n`` live workers; returns (added, removed) ids.
+
+        Growing starts the new workers and waits (bounded by ``start_timeout``)
+        until they are up; then every live worker and this process get the new
+        peer table, so calls already running go on undisturbed and new ones
+        (nested ones too) may land on the newcomers. If a new worker does not
+        start, the ones that did not are stopped, the pool keeps the rest and
+        ``WorkerStartError`` is raised.
+
+        Shrinking picks the workers with the fewest calls in flight (the
+        newest among equals), takes them out of the peer table first so no new
+        call reaches them, waits up to ``drain`` seconds for the calls they are
+        running to finish, then stops them (bounded). A call still running on
+        a removed worker after ``drain`` is cancelled by the worker's exit: its
+        caller gets ``WorkerLost``; nothing is retried. Removed workers stay in
+        ``workers`` as ``stopped``. ``n`` must be at least 1 (ValueError).
+        """
+        if isinstance(n, bool) or not isinstance(n, int) or n < 1:
+            raise ValueError(f"scale(n) needs a whole number of workers >= 1, got {n!r}")
+        with self._scaling:
+            with self._lock:
+                if self._state != "running":
+                    raise RuntimeError(f"cannot scale a pool that is {self._state}")
+                live = [w for w in self._workers if w.id not in self._gone and w.alive()]
+                fresh: list[LocalWorker] = []
+                victims: list[LocalWorker] = []
+                if n > len(live):
+                    fresh = spawn.spawn(n - len(live), self.tags, self._secret, self.host)
+                    self._workers.extend(fresh)
+                self.size = n
+            if fresh:
+                self._grow(fresh)
+            elif n < len(live):
+                victims = self._pick_victims(live, len(live) - n)
+                with self._lock:
+                    self._gone.update(w.id for w in victims)
+                    self._removed.update(w.id for w in victims)
+                self._publish()
+                self._drain(victims, drain)
+                spawn.stop(victims)
+                for worker in victims:
+                    self._mesh.mark_lost(worker.id, f"worker {worker.id} was removed by scale")
+            return [w.id for w in fresh], [w.id for w in victims]
+
+    async def ascale(self, n: int, *, drain: float = 10.0) -> tuple[list[str], list[str]]:
+        """Like scale(), without blocking the event loop while workers start or drain."""
+        return await asyncio.to_thread(self.scale, n, drain=drain)
+
+    def _grow(self, fresh: list[LocalWorker]) -> None:
+        try:
+            spawn.wait_ready(fresh, self.start_timeout)
+        except WorkerStartError:
+            failed = [w for w in fresh if w.record is None]
+            spawn.stop(failed, timeout=1.0)
+            with self._lock:
+                self._gone.update(w.id for w in failed)
+                self.size -= len(failed)
+            self._publish()
+            raise
+        self._publish()
+
+    def _pick_victims(self, live: list[LocalWorker], count: int) -> list[LocalWorker]:
+        """The ``count`` workers with the fewest calls in flight, newest first among equals."""
+        busy = _in_flight(self._mesh.peer_stats_sync(1.0))
+        order = sorted(
+            range(len(live)), key=lambda i: (busy.get(live[i].id, 0), -i)
+        )  # a worker that did not answer counts as idle: it is likely dead or stuck anyway
+        return [live[i] for i in sorted(order[:count])]
+
+    def _drain(self, victims: list[LocalWorker], grace: float) -> None:
+        """Wait up to ``grace`` s until the removed workers run nothing (or stop answering)."""
+        records = [w.record for w in victims if w.record is not None]
+        if not records or grace <= 0:
+            return
+        probe = MeshClient(self._secret)
+        probe.set_peers(records)
+        deadline = time.monotonic() + grace
+        try:
+            while time.monotonic() < deadline:
+                busy = _in_flight(probe.peer_stats_sync(min(1.0, grace)))
+                if not any(busy.values()):
+                    return
+                time.sleep(0.05)
+        finally:
+            probe.close_sync()
 
     def stop(self) -> None:
         """Stop every worker (bounded) and close this pool's connections.
@@ -305,6 +468,8 @@ class WorkerPool:
         after this snapshot of the workers; one still starting is in it.
         """
         watcher = self._stop_watching()
+        if self._finder is not None:
+            self._finder.stop()  # discovered workers are not ours: nothing of theirs stops
         workers = list(self._workers)
         spawn.terminate(workers)
         if watcher is not None and watcher is not threading.current_thread():
@@ -401,9 +566,15 @@ class WorkerPool:
                     record.address if record else "",
                     w.pid,
                     w.tags,
-                    self._state_of(w.id, w.alive(), w.id in published),
+                    "stopped"
+                    if w.id in self._removed
+                    else self._state_of(w.id, w.alive(), w.id in published),
                 )
             )
+        for r in self._finder.found if self._finder is not None else ():
+            lost = self._mesh.lost_reason(r.id) is not None or r.id not in published
+            state = "stopped" if self._state == "stopped" else "lost" if lost else "ready"
+            infos.append(WorkerInfo(r.id, r.address, r.pid, r.tags, state, r.source))
         return tuple(infos)
 
     def _state_of(self, worker_id: str, alive: bool, known: bool) -> str:
@@ -464,6 +635,13 @@ class WorkerPool:
 
     def __repr__(self) -> str:
         return f"<wool.WorkerPool {self._state} workers={self.size} tags={list(self.tags)}>"
+
+
+def _client(secret: bytes, connect_timeout: float, credentials: object) -> MeshClient:
+    if credentials is None:
+        return MeshClient(secret, connect_timeout=connect_timeout)
+    make: Callable[..., MeshClient] = MeshClient  # credentials: transport security (H11)
+    return make(secret, connect_timeout=connect_timeout, credentials=credentials)
 
 
 @atexit.register

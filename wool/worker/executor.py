@@ -16,7 +16,7 @@ from collections.abc import Callable
 from functools import partial
 from typing import Any
 
-from wool import codec, task
+from wool import codec, contextvar, task
 from wool.errors import DispatchTimeout, SerializationError
 from wool.protocol.frames import (
     CANCELLED,
@@ -28,12 +28,15 @@ from wool.protocol.frames import (
     THROW,
     YIELD,
     Cancel,
+    Context,
     Dispatch,
     Frame,
     NeedCode,
     Outcome,
     Output,
+    Payload,
     Resume,
+    Value,
     encode,
 )
 from wool.protocol.plain import Writer, make_writer
@@ -58,11 +61,14 @@ class Session:
         )
         self.tasks: dict[int, asyncio.Task] = {}
         self.resumes: dict[int, asyncio.Queue[Resume]] = {}
+        self.contexts: dict[int, Payload] = {}  # Context frames waiting for their Dispatch/Resume
 
     def emit(self, frame: Frame) -> None:
         self.writer.send(frame)
 
     def _reject(self, frame: Frame, error: Exception) -> Frame | None:
+        if type(frame) is Context and frame.then is not None:
+            frame = frame.then  # the outcome's ContextVar changes are dropped with it
         if type(frame) is not Outcome:
             return None  # an Output too large to send is dropped; its call goes on
         if frame.kind == YIELD:
@@ -104,12 +110,20 @@ class Executor:
                 queue = session.resumes.get(frame.call)
                 if queue is not None:
                     queue.put_nowait(frame)
+                elif session.contexts:
+                    session.contexts.pop(frame.call, None)
             elif isinstance(frame, Cancel):
                 session.resumes.pop(frame.call, None)
+                if session.contexts:
+                    session.contexts.pop(frame.call, None)
                 running = session.tasks.pop(frame.call, None)
                 if running is not None:
                     running.cancel()
                     running.add_done_callback(partial(self._confirm_cancel, session, frame.call))
+            elif type(frame) is Value:
+                codec.values.put(frame.digest, frame.data)
+            elif type(frame) is Context:
+                session.contexts[frame.call] = frame.values
 
     def _confirm_cancel(self, session: Session, call: int, running: asyncio.Task) -> None:
         """Answer a call cancelled before its first step (its body, which answers, never ran)."""
@@ -147,6 +161,13 @@ class Executor:
                 )
                 self.code_received += 1
             _ = routine.function  # unpickled on first use: fail here, as a load error
+            if frame.globals:
+                try:
+                    namespace = codec.values.namespace(frame.globals, routine.__module__)
+                except codec.MissingValue as missing:
+                    session.emit(NeedCode(frame.call, missing.digest))
+                    return None
+                return routine.bound(namespace)
             return routine
         key = (frame.module, frame.qualname)
         routine = self._cache.get(key)
@@ -162,6 +183,8 @@ class Executor:
                 return
             args, kwargs = codec.decode_call(frame.args)
         except Exception as exc:
+            if session.contexts:
+                session.contexts.pop(call, None)
             where = f"{frame.module}." if frame.module else "the code sent by value of "
             error = SerializationError(
                 f"worker {self.worker_id} could not load {where}{frame.qualname}() or its "
@@ -171,14 +194,23 @@ class Executor:
             self.executed.started += 1
             self.executed.failed += 1
             return
-        identity = task.RemoteTask(
-            self.worker_id, session.number, call, frame.parent, frame.qualname
+        identity = task.Task(
+            self.worker_id,
+            session.number,
+            call,
+            frame.parent,
+            frame.qualname,
+            frame.timeout,
+            routine.function,
+            args,
+            kwargs,
         )
+        context = session.contexts.pop(call, None) if session.contexts else None
         if frame.generator:
             session.resumes[call] = asyncio.Queue()
-            body = self._drive(session, call, routine, args, kwargs, identity, frame)
+            body = self._drive(session, call, routine, args, kwargs, identity, frame, context)
         else:
-            body = self._run(session, call, routine, args, kwargs, identity, frame)
+            body = self._run(session, call, routine, args, kwargs, identity, frame, context)
         session.tasks[call] = self.loop.create_task(body)
 
     async def _run(
@@ -190,13 +222,18 @@ class Executor:
         kwargs: dict,
         identity: task.RemoteTask,
         frame: Dispatch,
+        context: Payload | None,
     ) -> None:
         counters = self.executed
         counters.started += 1
         started = time.perf_counter_ns()
         task.enter(identity, frame.timeout)
         lines = self._capture(session, call) if frame.capture_output else None
+        base: contextvar.Values | None = None
+        back: bytes | None = None
         try:
+            if context is not None:
+                base = contextvar.install(context, self._from(routine))
             if frame.timeout:
                 async with asyncio.timeout(frame.timeout) as scope:
                     try:
@@ -208,12 +245,16 @@ class Executor:
             else:
                 result = await routine.function(*args, **kwargs)
             reply = Outcome(call, RETURN, codec.encode_value(result))
+            if contextvar.current() is not base:
+                back = contextvar.changes(base, _BACK)
         except asyncio.CancelledError:
             counters.cancelled += 1
             reply = Outcome(call, CANCELLED)
         except BaseException as exc:  # SystemExit too: a routine must not end its worker
             counters.failed += 1
             reply = _raise_frame(call, exc)
+            if contextvar.current() is not base:
+                back = _changes_if_possible(base)
         else:
             counters.completed += 1
             counters.latency.add(time.perf_counter_ns() - started)
@@ -221,7 +262,7 @@ class Executor:
             session.tasks.pop(call, None)
         if lines is not None:
             lines.flush()
-        session.emit(reply)
+        session.emit(reply if back is None else Context(call, back, reply))
 
     async def _drive(
         self,
@@ -232,6 +273,7 @@ class Executor:
         kwargs: dict,
         identity: task.RemoteTask,
         frame: Dispatch,
+        context: Payload | None,
     ) -> None:
         counters = self.executed
         counters.started += 1
@@ -239,11 +281,21 @@ class Executor:
         task.enter(identity, frame.timeout)
         deadline = time.monotonic() + frame.timeout if frame.timeout else 0.0
         lines = self._capture(session, call) if frame.capture_output else None
+        base: contextvar.Values | None = None
 
-        def reply(outcome: Outcome) -> None:
+        def reply(outcome: Outcome, back: bytes | None = None) -> None:
             if lines is not None:
                 lines.flush()
-            session.emit(outcome)
+            session.emit(outcome if back is None else Context(call, back, outcome))
+
+        def changes() -> bytes | None:
+            """The generator's changes since the caller last synced; they now agree."""
+            nonlocal base
+            now = contextvar.current()
+            if now is base:
+                return None
+            back, base = contextvar.changes(base, _BACK), now
+            return back
 
         queue = session.resumes[call]
         try:
@@ -256,6 +308,8 @@ class Executor:
             return
         step: Resume = Resume(call, 0)
         try:
+            if context is not None:
+                base = contextvar.install(context, self._from(routine))
             while True:
                 try:
                     if step.kind == CLOSE:
@@ -266,24 +320,35 @@ class Executor:
                 except StopAsyncIteration:
                     value, kind = None, STOP
                 if kind == STOP:
+                    back = changes()
                     counters.completed += 1
                     counters.latency.add(time.perf_counter_ns() - started)
-                    reply(Outcome(call, STOP))
+                    reply(Outcome(call, STOP), back)
                     return
-                reply(Outcome(call, YIELD, codec.encode_value(value)))
+                payload = codec.encode_value(value)
+                reply(Outcome(call, YIELD, payload), changes())
                 step = await queue.get()
+                if session.contexts:
+                    context = session.contexts.pop(call, None)
+                    if context is not None:
+                        base = contextvar.install(context, self._from(routine))
         except asyncio.CancelledError:
             counters.cancelled += 1
             reply(Outcome(call, CANCELLED))
         except BaseException as exc:
             counters.failed += 1
-            reply(_raise_frame(call, exc))
+            reply(_raise_frame(call, exc), _changes_if_possible(base))
         finally:
             session.tasks.pop(call, None)
             session.resumes.pop(call, None)
+            if session.contexts:
+                session.contexts.pop(call, None)
             # A no-op once the generator has finished; otherwise (cancelled, or a
             # value it yielded could not be sent) its finally runs now, not at GC.
             await _quietly_close(agen)
+
+    def _from(self, routine: Routine) -> str:
+        return f"to {routine.__qualname__}() on worker {self.worker_id}"
 
     def _capture(self, session: Session, call: int) -> _Lines:
         """Send this task's print() output to the caller, a line at a time."""
@@ -355,6 +420,19 @@ class _Lines:
             if pending:
                 self._session.emit(Output(self._call, stream, pending))
         self._parts.clear()
+
+
+_BACK = "back to the caller"
+
+
+def _changes_if_possible(base: contextvar.Values | None) -> bytes | None:
+    """A failed routine's ContextVar changes; dropped if they cannot be sent (its error wins)."""
+    if contextvar.current() is base:
+        return None
+    try:
+        return contextvar.changes(base, _BACK)
+    except SerializationError:
+        return None
 
 
 def _deadline(routine: Routine) -> DispatchTimeout:

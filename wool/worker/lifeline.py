@@ -16,6 +16,11 @@ their ``finally`` blocks run) and arms a hard exit from a watchdog thread:
 - the parent closed the pipe to stop us (``WorkerPool.stop``): ``graceful``
   seconds.
 
+A durable worker (``wool worker``) has no parent: ``Lifeline(durable=True)``
+takes SIGTERM and SIGINT as a plain stop with the ``graceful`` bound (its
+drain grace plus a margin), waits that long for a loop a routine blocks,
+and exits hard at once on a second signal.
+
 The watchdog needs the GIL only briefly, which a pure-Python routine gives
 up every few milliseconds; C code that holds the GIL for long is the one
 thing it cannot interrupt.
@@ -76,12 +81,16 @@ class Lifeline:
         on_stop: Callable[[], None],
         owner_pid: int,
         graceful: float,
+        *,
+        durable: bool = False,
     ) -> None:
         self._loop = loop
         self._on_stop = on_stop
-        self._owner = owner_pid
+        self._owner = 0 if durable else owner_pid
         self._graceful = graceful
+        self._durable = durable
         self._answered = threading.Event()
+        self._signalled = False
 
     def parent_gone(self) -> bool:
         return bool(self._owner) and os.getppid() != self._owner
@@ -102,7 +111,7 @@ class Lifeline:
         self._on_stop()
 
     def _watchdog(self, started: float, parent_gone: bool) -> None:
-        if not self._answered.wait(LOOP_ANSWER):
+        if not self._answered.wait(self._graceful if self._durable else LOOP_ANSWER):
             os._exit(EXIT_HARD)
         deadline = started + (PARENT_GONE if parent_gone else self._graceful)
         while (left := deadline - time.monotonic()) > 0:
@@ -131,12 +140,17 @@ class Lifeline:
 
         The interpreter writes the signal number to that fd from its C-level
         handler, so the thread wakes even while the main thread is blocked in
-        a routine; a stop request from SIGTERM gets the ``PARENT_GONE`` bound.
+        a routine; a stop request from SIGTERM gets the ``PARENT_GONE`` bound,
+        or, for a durable worker, the ``graceful`` one (SIGINT too: a terminal's
+        Ctrl-C), a second signal exiting at once.
         """
         read_fd, write_fd = os.pipe()
         os.set_blocking(write_fd, False)
         signal.signal(signal.SIGTERM, _ignore)
+        if self._durable:
+            signal.signal(signal.SIGINT, _ignore)
         signal.set_wakeup_fd(write_fd, warn_on_full_buffer=False)
+        stops = {signal.SIGTERM, signal.SIGINT} if self._durable else {signal.SIGTERM}
 
         def run() -> None:
             while True:
@@ -146,8 +160,15 @@ class Lifeline:
                     continue
                 if not received:
                     return
-                if signal.SIGTERM in received:
+                if not stops.intersection(received):
+                    continue
+                if not self._durable:
                     self.request_stop(True)
+                elif self._signalled:
+                    os._exit(EXIT_HARD)
+                else:
+                    self._signalled = True
+                    self.request_stop(False)
 
         threading.Thread(target=run, name="wool-sigterm", daemon=True).start()
 

@@ -16,24 +16,30 @@ import asyncio
 import itertools
 import os
 from collections.abc import AsyncIterator
-from typing import Final
+from typing import TYPE_CHECKING, Final
 
 import grpc
 import grpc.aio
 
 from wool.errors import ProtocolError
 from wool.mesh.client import MeshClient
+from wool.mesh.context import get_default
 from wool.protocol import auth
 from wool.protocol.frames import (
     SERVICE,
     CountersRecord,
+    MemberRecord,
     PeerRecord,
     StatsRecord,
     decode,
+    encode_members,
     encode_stats,
 )
 from wool.stats import Counters, ProcessUsage
 from wool.worker.executor import Executor, Session
+
+if TYPE_CHECKING:
+    from wool.mesh.membership import Membership
 
 SERVER_OPTIONS: Final = (
     ("grpc.max_send_message_length", -1),
@@ -49,6 +55,7 @@ SERVER_OPTIONS: Final = (
 
 
 _REFUSED: Final = "wool: wrong or missing mesh credentials"
+_NO_GOSSIP: Final = "wool: this worker does not gossip; ask its control address"
 
 
 class Gate:
@@ -83,8 +90,28 @@ class DispatchService:
 
     def handler(self) -> grpc.GenericRpcHandler:
         return grpc.method_handlers_generic_handler(
-            SERVICE, {"Dispatch": grpc.stream_stream_rpc_method_handler(self.dispatch)}
+            SERVICE,
+            {
+                "Dispatch": grpc.stream_stream_rpc_method_handler(self.dispatch),
+                "Gossip": grpc.unary_unary_rpc_method_handler(self.gossip),
+            },
         )
+
+    async def gossip(self, request: bytes, context: grpc.aio.ServicerContext) -> bytes:
+        """Gossip on the dispatch address too, so a ``--join`` address answers; merging is
+        quick. Only a worker that gossips (its mesh has a membership) answers here."""
+        nonce = await self._gate.admit(context)
+        mesh = get_default()
+        membership = mesh.membership if mesh is not None else None
+        if membership is None:
+            await context.abort(grpc.StatusCode.UNIMPLEMENTED, _NO_GOSSIP)
+        assert membership is not None
+        await context.send_initial_metadata(auth.worker_proof(self._gate.secret, nonce))
+        try:
+            return membership.handle(request)
+        except ProtocolError as exc:
+            await context.abort(grpc.StatusCode.INVALID_ARGUMENT, f"wool: {exc}")
+            raise
 
     async def dispatch(
         self, requests: AsyncIterator[bytes], context: grpc.aio.ServicerContext
@@ -143,10 +170,35 @@ class ControlService:
         self._mesh = mesh
         self._usage = ProcessUsage()
 
+    membership: Membership | None = None
+    """The worker's gossip (else its mesh client's); without one, Gossip answers with this
+    worker's own entry, so a pool can verify a spawned worker it discovered."""
+
     def handler(self) -> grpc.GenericRpcHandler:
         return grpc.method_handlers_generic_handler(
-            SERVICE, {"Stats": grpc.unary_unary_rpc_method_handler(self.stats)}
+            SERVICE,
+            {
+                "Stats": grpc.unary_unary_rpc_method_handler(self.stats),
+                "Gossip": grpc.unary_unary_rpc_method_handler(self.gossip),
+            },
         )
+
+    def gossip_reply(self, request: bytes) -> bytes:
+        """Merge a caller's member list (if this worker gossips) and answer with ours."""
+        membership = self.membership or self._mesh.membership
+        if membership is not None:
+            return membership.handle(request)
+        return encode_members([MemberRecord(self.identity)])
+
+    def gossip(self, request: bytes, context: grpc.ServicerContext) -> bytes:
+        self._gate.admit_sync(context)
+        nonce = dict(context.invocation_metadata() or ()).get(auth.NONCE)
+        context.send_initial_metadata(auth.worker_proof(self._gate.secret, str(nonce)))
+        try:
+            return self.gossip_reply(request)
+        except ProtocolError as exc:
+            context.abort(grpc.StatusCode.INVALID_ARGUMENT, f"wool: {exc}")
+            raise
 
     def stats(self, request: bytes, context: grpc.ServicerContext) -> bytes:
         self._gate.admit_sync(context)

@@ -37,7 +37,7 @@ outcomes = st.builds(f.Outcome, calls, small, payloads) | st.builds(
 )
 dispatches = st.builds(
     f.Dispatch, calls, texts, texts, payloads, payloads, texts, payloads,
-    st.booleans(), st.floats(allow_nan=False), texts, st.booleans(),
+    st.booleans(), st.floats(allow_nan=False), texts, st.booleans(), payloads,
 )  # fmt: skip
 frame = st.one_of(
     dispatches,
@@ -46,6 +46,8 @@ frame = st.one_of(
     outcomes,
     st.builds(f.NeedCode, calls, payloads),
     st.builds(f.Output, calls, small, texts),
+    st.builds(f.Value, calls, payloads, payloads),
+    st.builds(f.Context, calls, payloads),
 )
 frame_lists = st.lists(frame, min_size=1, max_size=4)
 
@@ -94,8 +96,8 @@ def test_malformed_bytes_decode_to_frames_or_raise_protocol_error(data: bytes) -
 def test_an_oversized_length_in_each_field_is_a_protocol_error() -> None:
     dispatch = f.Dispatch(1, "m", "q", b"d", b"c", "u", b"args", False, 0.0, "p")
     message = f.encode([dispatch])
-    head = 1 + f._DISPATCH.size - 7 * 4
-    for field in range(7):
+    head = 1 + f._DISPATCH.size - 8 * 4
+    for field in range(8):
         at = head + 4 * field
         bad = message[:at] + (2**32 - 1).to_bytes(4, "big") + message[at + 4 :]
         try:
@@ -135,6 +137,7 @@ async def _receive(data: bytes) -> None:
         else:
             assert call in conn.pending
     assert all(call in waiters for call, _, _ in output)
+    assert all(call in waiters for call in conn.contexts)  # kept only for calls in flight
 
 
 def test_the_callers_receive_raises_only_protocol_errors() -> None:

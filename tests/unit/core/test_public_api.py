@@ -4,9 +4,14 @@ import wool
 
 PUBLIC = {
     "AuthenticationError",
+    "ContextVar",
+    "ContextVarCollision",
+    "Discovery",
     "DispatchCounters",
     "DispatchTimeout",
+    "LanDiscovery",
     "LatencySummary",
+    "LocalDiscovery",
     "MeshNotRunning",
     "MeshStatistics",
     "NoWorkersAvailable",
@@ -16,7 +21,11 @@ PUBLIC = {
     "RemoteTask",
     "Routine",
     "RpcError",
+    "RuntimeContext",
     "SerializationError",
+    "Task",
+    "Token",
+    "UnsupportedArgument",
     "WoolError",
     "WorkerInfo",
     "WorkerLost",
@@ -54,3 +63,22 @@ def test_importing_wool_does_not_import_ipython() -> None:
     code = "import sys, wool; print('IPython' in sys.modules, 'ipywidgets' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.split() == ["False", "False"]
+
+
+def test_discovery_backends_load_on_first_use() -> None:
+    import subprocess
+    import sys
+
+    code = (
+        "import sys, wool; print('zeroconf' in sys.modules, 'wool.discovery' in sys.modules);"
+        "wool.LocalDiscovery; print('zeroconf' in sys.modules)"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.split() == ["False", "False", "False"]
+    from wool.discovery import Discovery, LanDiscovery, LocalDiscovery
+
+    assert (wool.Discovery, wool.LocalDiscovery, wool.LanDiscovery) == (
+        Discovery,
+        LocalDiscovery,
+        LanDiscovery,
+    )

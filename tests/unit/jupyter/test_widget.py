@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -78,6 +79,7 @@ def test_renders_synchronously_at_construction(widgets: list[MeshWidget]) -> Non
     assert 'data-completed="42"' in html_of(widget)
     assert (widget.peers, widget.ready, widget.lost) == (3, 2, 1)
     assert (widget.completed, widget.in_flight, widget.dispatched) == (42, 3, 45)
+    assert (widget.executed, widget.nested) == (45, 0)
 
 
 def test_thread_follows_the_source(widgets: list[MeshWidget]) -> None:
@@ -163,7 +165,8 @@ def test_mimebundle_has_html_and_text_fallbacks(widgets: list[MeshWidget]) -> No
     assert 'data-completed="31"' in bundle["text/html"]
     assert "&lt;cpu&gt;" in bundle["text/html"]
     assert bundle["text/plain"].startswith("wool mesh")
-    assert "completed 31" in bundle["text/plain"] and "LOST" in bundle["text/plain"]
+    assert re.search(r"^on workers\s+31\s+31\s", bundle["text/plain"], re.MULTILINE)
+    assert "LOST" in bundle["text/plain"]
 
 
 def test_a_stopped_widget_s_html_and_text_agree_there_is_no_throughput(

@@ -38,24 +38,41 @@ class FakeBackend:
         self.widget_value: object | None = None
         self.cell_loops: list[asyncio.AbstractEventLoop] = []
         self.closed = 0
+        self.pool_value: object = object()
 
     def describe(self) -> str | None:
         return self.running
 
-    async def start(self, workers: int, tags: list[str]) -> str:
+    @property
+    def pool(self) -> object | None:
+        return self.pool_value if self.running else None
+
+    def start(self, workers: int, tags: list[str]) -> str:
         self.calls.append(("start", (workers, tags)))
-        await asyncio.sleep(0)
         self.running = f"{workers} local workers"
         return f"Started {workers} workers."
 
+    def connect(self, remote: object) -> str:
+        self.calls.append(("connect", remote))
+        self.running = f"remote mesh {remote}"
+        return "Connecting."
+
+    async def scale(self, workers: int) -> str:
+        self.calls.append(("scale", workers))
+        await asyncio.sleep(0)
+        return f"Scaled to {workers}."
+
+    async def disconnect(self) -> str:
+        self.calls.append(("disconnect", None))
+        await asyncio.sleep(0)
+        self.running = None
+        return "Disconnected."
+
     async def stop(self) -> str:
         self.calls.append(("stop", None))
+        await asyncio.sleep(0)
         self.running = None
         return "Stopped."
-
-    async def restart(self) -> str:
-        self.calls.append(("restart", None))
-        return "Restarted."
 
     def status(self) -> object:
         self.calls.append(("status", None))
@@ -84,9 +101,10 @@ class FakeBackend:
             return {"peer-0": result, "peer-1": result}
         return result
 
-    def close(self) -> None:
+    def close(self) -> str:
         self.closed += 1
-        self.running = None
+        was, self.running = self.running, None
+        return "Stopped now." if was else "Wool is not running; start it with %wool start."
 
     def names(self) -> list[str]:
         return [name for name, _ in self.calls]

@@ -39,6 +39,7 @@ def installed_parts(shell: InteractiveShell) -> dict[str, int]:
             wool.WorkerPool in shell.display_formatter.formatters[mime].type_printers
             for mime in ("text/html", "text/plain")
         ),
+        "notes": int("structured_traceback" in vars(shell.InteractiveTB)),
     }
 
 
@@ -52,6 +53,7 @@ ALL = {
     "cell_hooks": 2,
     "cancelled_error": 1,
     "pool_display": 2,
+    "notes": 1,
 }
 NONE = dict.fromkeys(ALL, 0)
 

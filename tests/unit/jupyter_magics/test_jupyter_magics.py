@@ -7,11 +7,14 @@ from IPython.core.interactiveshell import InteractiveShell
 from wool_jupyter.cells import CellProgram
 from wool_jupyter.config import Wool
 from wool_jupyter.extension import load_ipython_extension
-from wool_jupyter.magics import CONNECT_UNAVAILABLE, NOT_RUNNING, WoolMagics
+from wool_jupyter.magics import NOT_CONNECTED, NOT_RUNNING, WoolMagics
+from wool_jupyter.remote import RemoteMesh
 
 from .conftest import FakeBackend, HtmlStatus, fake
 
-SUBCOMMANDS = ["start", "stop", "restart", "status", "widget", "connect"]
+SUBCOMMANDS = [
+    "start", "stop", "restart", "status", "widget", "connect", "disconnect", "scale"
+]  # fmt: skip
 
 
 def out(capsys: pytest.CaptureFixture[str]) -> str:
@@ -67,6 +70,12 @@ class TestUsageErrors:
             "start extra",
             "stop now",
             "connect",
+            "connect host-a:7700 --tls-ca",
+            "scale",
+            "scale 0",
+            "scale two",
+            "scale 2 3",
+            "disconnect now",
             "start --tag 'unclosed",
         ],
     )
@@ -139,13 +148,17 @@ class TestLifecycle:
         assert NOT_RUNNING in out(capsys)
         assert fake(loaded).names().count("stop") == 1
 
-    def test_restart(self, loaded: WoolMagics, shell, capsys) -> None:
+    def test_restart_is_stop_then_start_with_the_last_size_and_tags(
+        self, loaded: WoolMagics, shell, capsys
+    ) -> None:
         shell.run_line_magic("wool", "restart")
         assert NOT_RUNNING in out(capsys)
-        shell.run_line_magic("wool", "start -n 1")
+        shell.run_line_magic("wool", "start -n 3 --tag gpu")
+        out(capsys)
         shell.run_line_magic("wool", "restart")
-        assert "Restarted." in out(capsys)
-        assert fake(loaded).names().count("restart") == 1
+        assert out(capsys) == "Stopped.\nStarted 3 workers.\n"
+        lifecycle = [c for c in fake(loaded).calls if c[0] in ("start", "stop")]
+        assert lifecycle[-2:] == [("stop", None), ("start", (3, ["gpu"]))]
 
     def test_start_again_after_stop(self, loaded: WoolMagics, shell) -> None:
         shell.run_line_magic("wool", "start -n 1")
@@ -202,10 +215,76 @@ class TestInspection:
         shell.run_line_magic("wool", "widget")
         assert shown == [widget]
 
-    def test_connect_is_not_available_yet(self, loaded: WoolMagics, shell, capsys) -> None:
-        shell.run_line_magic("wool", "connect 10.0.0.2:7000 10.0.0.3:7000")
-        assert out(capsys) == CONNECT_UNAVAILABLE + "\n"
+    def test_connect_parses_the_issue_s_command_line(
+        self, loaded: WoolMagics, shell, capsys
+    ) -> None:
+        shell.run_line_magic(
+            "wool",
+            "connect host-a:7700 --tls-ca ca.pem --tls-cert client.pem --tls-key client.key "
+            "--secret-file mesh.secret",
+        )
+        assert "Connecting." in out(capsys)
+        (_, remote), *_ = [c for c in fake(loaded).calls if c[0] == "connect"]
+        assert remote == RemoteMesh(
+            ("host-a:7700",),
+            ca="ca.pem",
+            cert="client.pem",
+            key="client.key",
+            secret_file="mesh.secret",
+        )
+        shell.run_line_magic("wool", "connect host-b:7700")
+        assert "already running" in out(capsys)
+        assert fake(loaded).names().count("connect") == 1
+
+    @pytest.mark.parametrize(
+        ("line", "says"),
+        [
+            ("connect host-a", "is not host:port"),
+            ("connect host-a:http", "is not host:port"),
+            ("connect host-a:7700 --tls-ca ca.pem", "--tls-cert, --tls-key"),
+            ("connect host-a:7700 --tls-cert c.pem --tls-key c.key", "missing --tls-ca"),
+        ],
+    )
+    def test_connect_refuses_incomplete_arguments(
+        self, loaded: WoolMagics, shell, line: str, says: str
+    ) -> None:
+        with pytest.raises(UsageError, match=says):
+            shell.run_line_magic("wool", line)
         assert loaded.backend is None
+
+    def test_disconnect_and_restart_after_connect(self, loaded: WoolMagics, shell, capsys) -> None:
+        shell.run_line_magic("wool", "disconnect")
+        assert out(capsys) == NOT_CONNECTED + "\n"
+        loaded.settings.show_widget = False
+        shell.run_line_magic("wool", "connect 127.0.0.1:7700")
+        shell.run_line_magic("wool", "restart")
+        assert fake(loaded).names() == ["connect", "stop", "connect"]
+        shell.run_line_magic("wool", "disconnect")
+        assert "Disconnected." in out(capsys)
+        assert fake(loaded).running is None
+
+    def test_scale(self, loaded: WoolMagics, shell, capsys) -> None:
+        shell.run_line_magic("wool", "scale 3")
+        assert out(capsys) == NOT_RUNNING + "\n"
+        loaded.settings.show_widget = False
+        shell.run_line_magic("wool", "start -n 1")
+        shell.run_line_magic("wool", "scale 3")
+        assert "Scaled to 3." in out(capsys)
+        assert ("scale", 3) in fake(loaded).calls
+        shell.run_line_magic("wool", "restart")
+        assert fake(loaded).calls[-1] == ("start", (3, []))
+
+    def test_scale_inside_a_block_with_a_running_loop(self, loaded: WoolMagics, shell) -> None:
+        loaded.settings.show_widget = False
+        shell.run_line_magic("wool", "start -n 1")
+        result = shell.run_cell(
+            "import asyncio\n"
+            "async def f():\n"
+            "    get_ipython().run_line_magic('wool', 'scale 2')\n"
+            "await f()\n"
+        )
+        result.raise_error()
+        assert ("scale", 2) in fake(loaded).calls
 
 
 class TestCellMagic:

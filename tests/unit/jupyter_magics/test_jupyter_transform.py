@@ -24,6 +24,14 @@ async def run_like_ipykernel(shell: InteractiveShell, raw: str) -> ExecutionResu
     )
 
 
+async def run_like_ipykernel_or_not(shell: InteractiveShell, raw: str) -> ExecutionResult:
+    """Run ``raw`` on the running loop whether or not IPython would await it (as ipykernel)."""
+    transformed = shell.transform_cell(raw)
+    return await asyncio.wait_for(
+        shell.run_cell_async(raw, store_history=True, transformed_cell=transformed), 20
+    )
+
+
 class TestRewriting:
     def test_cell(self, loaded: WoolMagics, shell: InteractiveShell) -> None:
         assert shell.transform_cell("%%wool --all -o r\nx = 1\nx\n") == (
@@ -177,15 +185,35 @@ class TestOnTheRunningLoop:
         assert fake(loaded).names() == ["start", "widget", "stop"]
         assert "Started 2 workers." in capsys.readouterr().out
 
-    async def test_nested_lines_that_must_wait_are_refused(
+    @pytest.mark.parametrize(
+        "raw",
+        [
+            "if True:\n    %wool start -n 2\n",
+            "x = 1\nif x:\n    %wool start -n 2\n",
+            "get_ipython().run_line_magic('wool', 'start -n 2')\n",
+        ],
+    )
+    async def test_start_works_wherever_a_line_magic_can_stand(
+        self, loaded: WoolMagics, shell, capsys, raw: str
+    ) -> None:
+        result = await run_like_ipykernel_or_not(shell, raw)
+        assert result.success, result.error_in_exec
+        assert fake(loaded).calls[0] == ("start", (2, []))
+        assert "Started 2 workers." in capsys.readouterr().out
+
+    async def test_nested_stop_and_restart_work_without_awaiting(
         self, loaded: WoolMagics, shell, capsys
     ) -> None:
-        raw = "if True:\n    %wool start -n 2\n"
-        transformed = shell.transform_cell(raw)
-        result = await shell.run_cell_async(raw, store_history=True, transformed_cell=transformed)
-        assert isinstance(result.error_in_exec, UsageError)
-        assert loaded.backend is None
-        assert "top level of a cell" in capsys.readouterr().err
+        raw = "if True:\n    %wool start -n 2\n    %wool restart\n    %wool stop\n    %wool stop\n"
+        result = await run_like_ipykernel_or_not(shell, raw)
+        assert result.success, result.error_in_exec
+        backend = fake(loaded)
+        assert [c for c in backend.calls if c[0] == "start"] == [("start", (2, []))] * 2
+        assert backend.closed == 2
+        assert backend.running is None
+        text = capsys.readouterr().out
+        assert text.count("Stopped now.") == 2
+        assert text.rstrip().endswith("not running; start it with %wool start.")
 
     async def test_nested_lines_that_need_no_loop_still_work(
         self, loaded: WoolMagics, shell, capsys
