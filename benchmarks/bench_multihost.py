@@ -22,6 +22,7 @@ import asyncio
 import json
 import os
 import statistics
+import subprocess
 import sys
 import tempfile
 import time
@@ -241,7 +242,7 @@ def orchestrate(args: argparse.Namespace) -> int:
         at = server.address
         py = sys.executable
         server.spawn([py, str(BENCH_DIR / "echo_server.py"), "--bind", f"{at}:{PORTS['grpc']}"],
-                     env=env, stdin=-1, log=workdir / "echo.log")  # fmt: skip
+                     env=env, stdin=subprocess.PIPE, log=workdir / "echo.log")  # fmt: skip
         server.spawn([py, __file__, "serve-tls-echo", "--bind", f"{at}:{PORTS['grpc_tls']}",
                       "--certs", str(certs)], env=env, log=workdir / "echo-tls.log")  # fmt: skip
         worker = [py, "-m", "wool", "worker", "--drain-grace", "1"]

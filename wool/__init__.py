@@ -3,8 +3,10 @@
 from typing import TYPE_CHECKING, Any
 
 from wool.contextvar import ContextVar, ContextVarCollision, Token
+from wool.credentials import WorkerCredentials, read_secret
 from wool.errors import (
     AuthenticationError,
+    CredentialsError,
     DispatchTimeout,
     MeshNotRunning,
     NoWorkersAvailable,
@@ -23,7 +25,13 @@ from wool.stats import DispatchCounters, LatencySummary, MeshStatistics, PeerSta
 from wool.task import RemoteTask, RuntimeContext, Task, current_task, timeout
 
 if TYPE_CHECKING:
-    from wool.discovery import Discovery, LanDiscovery, LocalDiscovery
+    from wool.discovery import (
+        Discovery,
+        DnsDiscovery,
+        LanDiscovery,
+        LocalDiscovery,
+        SeedDiscovery,
+    )
     from wool.mesh.pool import WorkerInfo, WorkerPool
 
     __version__: str  # read on first access (wool.distribution)
@@ -32,9 +40,11 @@ __all__ = [
     "AuthenticationError",
     "ContextVar",
     "ContextVarCollision",
+    "CredentialsError",
     "Discovery",
     "DispatchCounters",
     "DispatchTimeout",
+    "DnsDiscovery",
     "LanDiscovery",
     "LatencySummary",
     "LocalDiscovery",
@@ -48,11 +58,13 @@ __all__ = [
     "Routine",
     "RpcError",
     "RuntimeContext",
+    "SeedDiscovery",
     "SerializationError",
     "Task",
     "Token",
     "UnsupportedArgument",
     "WoolError",
+    "WorkerCredentials",
     "WorkerInfo",
     "WorkerLost",
     "WorkerPool",
@@ -60,6 +72,7 @@ __all__ = [
     "current_task",
     "load_ipython_extension",
     "output_handler",
+    "read_secret",
     "routine",
     "set_output_handler",
     "timeout",
@@ -74,7 +87,7 @@ def __getattr__(name: str) -> Any:
         from wool.mesh import pool
 
         return getattr(pool, name)
-    if name in ("Discovery", "LocalDiscovery", "LanDiscovery"):
+    if name in ("Discovery", "DnsDiscovery", "LanDiscovery", "LocalDiscovery", "SeedDiscovery"):
         import wool.discovery
 
         return getattr(wool.discovery, name)

@@ -1,4 +1,4 @@
-"""``wool certs init DIR``: a CA, worker and client certificates and a mesh secret, for a quick start.
+"""``wool certs init DIR``: a CA, worker and client certificates and a mesh secret.
 
 Every certificate carries the SAN ``wool-worker`` (``wool.credentials.TLS_NAME``),
 which is the name clients verify, plus ``localhost``, ``127.0.0.1`` and any
@@ -86,7 +86,7 @@ def init(directory: Path, *, hosts: Iterable[str] = ()) -> dict[str, Path]:
 
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
-    now = datetime.datetime.now(datetime.timezone.utc)
+    now = datetime.datetime.now(datetime.UTC)
     start, end = now - datetime.timedelta(minutes=5), now + datetime.timedelta(days=VALID_DAYS)
 
     def name(common: str) -> Any:
@@ -112,10 +112,16 @@ def init(directory: Path, *, hosts: Iterable[str] = ()) -> dict[str, Path]:
         .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
         .add_extension(
             x509.KeyUsage(
-                digital_signature=True, content_commitment=False, key_encipherment=False,
-                data_encipherment=False, key_agreement=False, key_cert_sign=True,
-                crl_sign=True, encipher_only=False, decipher_only=False,
-            ),  # fmt: skip
+                digital_signature=True,
+                content_commitment=False,
+                key_encipherment=False,
+                data_encipherment=False,
+                key_agreement=False,
+                key_cert_sign=True,
+                crl_sign=True,
+                encipher_only=False,
+                decipher_only=False,
+            ),
             critical=True,
         )
         .add_extension(x509.SubjectKeyIdentifier.from_public_key(ca_key.public_key()), False)

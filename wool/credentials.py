@@ -18,6 +18,34 @@ import grpc
 from wool.errors import CredentialsError
 
 TLS_NAME: Final = "wool-worker"
+MIN_SECRET: Final = 16
+"""Fewest bytes a mesh secret may have."""
+
+
+def checked_secret(secret: bytes, where: str) -> bytes:
+    """``secret`` if it is long enough to be a mesh secret; CredentialsError naming ``where``."""
+    if len(secret) < MIN_SECRET:
+        raise CredentialsError(
+            f"{where} holds {len(secret)} bytes; a mesh secret needs at least {MIN_SECRET}"
+        )
+    return secret
+
+
+def read_secret(path: str | Path) -> bytes:
+    """The mesh secret in a file, as ``wool worker --secret-file`` reads it.
+
+    The file's bytes with trailing whitespace (a newline) removed: the same
+    bytes as ``WOOL_SECRET`` holding the file's text, so either source works
+    with the same secret. Raises CredentialsError when it is unreadable or short.
+    """
+    path = Path(path).expanduser()
+    try:
+        secret = path.read_bytes().rstrip()
+    except OSError as exc:
+        raise CredentialsError(f"cannot read the mesh secret {path}: {exc.strerror}") from exc
+    return checked_secret(secret, f"the mesh secret file {path}")
+
+
 """The name every mesh certificate carries and every client checks."""
 
 

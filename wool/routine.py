@@ -9,7 +9,8 @@ from collections.abc import AsyncGenerator, Callable, Coroutine
 from dataclasses import dataclass
 from typing import Any, Generic, ParamSpec, TypeVar, overload
 
-from wool import codec, task
+from wool import callglobals, codec, registry, task
+from wool.protocol.frames import Dispatch, Frame, Value
 
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -25,6 +26,52 @@ class CodeRef:
     uid: str
     digest: bytes
     code: bytes
+
+
+KNOWN_LIMIT = 1 << 16
+"""Digests remembered as sent per connection; past this the set starts afresh (the worker asks)."""
+
+
+class Shipment:
+    """The frames of one call of a by-value routine, and what its worker may ask for again.
+
+    ``frames`` go first (the globals the peer is not known to hold), then
+    ``dispatch``. ``again`` answers a worker's NeedCode with only what it
+    named: one value, or the code, then the Dispatch.
+    """
+
+    __slots__ = ("code", "dispatch", "frames", "values")
+
+    def __init__(
+        self,
+        dispatch: Dispatch,
+        frames: list[Frame],
+        values: dict[bytes, bytes | codec.Buffers] | None,
+        code: bytes,
+    ) -> None:
+        self.dispatch = dispatch
+        self.frames = frames
+        self.values = values
+        self.code = code
+
+    @property
+    def parts(self) -> int:
+        """Digests a worker may ask for: the code's and each value's."""
+        return 1 + (len(self.values) if self.values else 0)
+
+    def again(self, digest: bytes, known: set[bytes]) -> list[Frame]:
+        """The frames answering a worker that lacks ``digest``."""
+        found = self.values.get(digest) if self.values else None
+        frame = self.dispatch
+        if found is not None:
+            known.add(digest)
+            return [
+                Value(frame.call, digest, found if type(found) is bytes else bytes(found)),
+                frame,
+            ]
+        frame.code = self.code
+        known.add(frame.digest)
+        return [frame]
 
 
 class Routine(Generic[P, R]):
@@ -50,7 +97,7 @@ class Routine(Generic[P, R]):
     worker: str | None = None
     tags: tuple[str, ...] = ()
     _fn: Callable[..., Any] | None
-    _memo: codec.Memo | bool | None = None  # the last globals snapshot; False: it reads none
+    _memo: callglobals.Memo | bool | None = None  # the last globals snapshot; False: it reads none
 
     def __init__(self, fn: Callable[P, Any], *, timeout: float | None = None) -> None:
         kind = "function"
@@ -100,21 +147,21 @@ class Routine(Generic[P, R]):
     @property
     def importable(self) -> bool:
         if self._importable is None:
-            self._importable = codec.importable(self)
+            self._importable = registry.importable(self)
         return self._importable
 
     def by_value(self) -> CodeRef:
         """Identity, digest and payload, computed once per routine object.
 
         The payload is the function's code, defaults and closure, not its
-        globals: those travel with each call (``codec.snapshot``).
+        globals: those travel with each call (``callglobals.snapshot``).
         """
         if self._code is None:
-            code = codec.routine_code(self)
+            code = registry.routine_code(self)
             self._code = CodeRef(self.uid, codec.digest_of(code), code)
         return self._code
 
-    def snapshot(self) -> codec.Snapshot | None:
+    def snapshot(self) -> callglobals.Snapshot | None:
         """The current values of the globals this by-value routine reads, for one call.
 
         None when it reads none, or when it was received by value and never
@@ -124,10 +171,54 @@ class Routine(Generic[P, R]):
         if memo is None:
             if self._fn is None:
                 return None
-            memo = self._memo = codec.Memo() if codec.reads_globals(self._fn) else False
-        if not isinstance(memo, codec.Memo):
+            memo = self._memo = callglobals.Memo() if callglobals.reads_globals(self._fn) else False
+        if not isinstance(memo, callglobals.Memo):
             return None  # decided once: the code of a routine's function does not change
-        return codec.snapshot(self._fn, self.__qualname__, memo)
+        return callglobals.snapshot(self._fn, self.__qualname__, memo)
+
+    def request(
+        self,
+        call: int,
+        args: bytes,
+        timeout: float,
+        parent: str,
+        output: bool,
+        known: set[bytes],
+    ) -> Dispatch | Shipment:
+        """What to send for call number ``call`` to a peer that holds the digests in ``known``.
+
+        An importable routine is one ``Dispatch`` by name (nothing else is
+        made). A by-value one is a ``Shipment``: its code only when the peer
+        lacks it, the globals the peer lacks as ``Value`` frames, and the
+        call's manifest digest; ``known`` is updated as if all were sent.
+        """
+        if self.importable:
+            return Dispatch(
+                call, self.__module__, self.__qualname__, b"", b"", "", args,
+                self.generator, timeout, parent, output,
+            )  # fmt: skip
+        ref = self.by_value()
+        found = self.snapshot()
+        if len(known) > KNOWN_LIMIT:
+            known.clear()  # the worker's cache is bounded anyway; it asks for what it lacks
+        code = b"" if ref.digest in known else ref.code
+        known.add(ref.digest)
+        sent: list[Frame] = []
+        manifest, values = b"", None
+        if found is not None:
+            manifest, values = found
+            if manifest not in known:
+                for digest, data in values.items():
+                    if digest not in known:
+                        sent.append(
+                            Value(call, digest, data if type(data) is bytes else bytes(data))
+                        )
+                        known.add(digest)
+        frame = Dispatch(
+            call, "", self.__qualname__, ref.digest, code, ref.uid, args,
+            self.generator, timeout, parent, output, manifest,
+        )  # fmt: skip
+        return Shipment(frame, sent, values, ref.code)
 
     def bound(self, namespace: dict[str, Any]) -> Routine[P, R]:
         """This routine reading its globals from ``namespace``: one call's values on a worker.
@@ -137,7 +228,7 @@ class Routine(Generic[P, R]):
         clone = object.__new__(type(self))
         clone.__dict__.update(self.__dict__)
         clone.__dict__.pop("_memo", None)  # a memo holds its namespace: not this one's
-        clone._fn = codec.bind(self.function, namespace)
+        clone._fn = callglobals.bind(self.function, namespace)
         return clone
 
     def __call__(self, *args: P.args, **kwargs: P.kwargs) -> R:
@@ -185,7 +276,7 @@ class Routine(Generic[P, R]):
         return clone
 
     def __reduce__(self) -> tuple:
-        return codec.reduce_routine(self)
+        return registry.reduce_routine(self)
 
     def __repr__(self) -> str:
         return f"<wool.routine {self.__module__}.{self.__qualname__}>"

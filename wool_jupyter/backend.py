@@ -66,7 +66,7 @@ class WoolBackend(Protocol):
 
     def connect(self, remote: RemoteMesh) -> str:
         """Begin joining the remote mesh ``remote`` describes; returns at once, like
-        :meth:`start`. Unreadable credentials raise ``wool.errors.CredentialsError`` here."""
+        :meth:`start`. Unreadable credentials raise ``wool.CredentialsError`` here."""
         ...
 
     def scale(self, workers: int) -> Awaitable[str]:

@@ -187,7 +187,7 @@ class KernelMesh:
     def connect(self, remote: RemoteMesh) -> str:
         """Begin joining the mesh behind ``remote`` in the background; returns at once.
 
-        Bad arguments or unreadable files raise here (``wool.errors.CredentialsError``,
+        Bad arguments or unreadable files raise here (``wool.CredentialsError``,
         ``wool.UnsupportedArgument``), before anything is dialled; a mesh that
         cannot be reached fails like a start that fails (see :meth:`status`).
         """
@@ -263,20 +263,21 @@ class KernelMesh:
         if pool is None or ready is None:
             raise wool.MeshNotRunning(routine)
         what = f"{routine}()" if routine and " " not in routine else (routine or "the call")
+        magic = "%wool connect" if self._remote is not None else "%wool start"
         try:
             async with asyncio.timeout(self.wait_bound):
                 await asyncio.shield(asyncio.wrap_future(ready))
         except TimeoutError:
             raise wool.WorkerStartError(
-                f"{what} waited {self.wait_bound:g}s for the mesh %wool start began, "
+                f"{what} waited {self.wait_bound:g}s for the mesh {magic} began, "
                 "and it is still not ready. See %wool status."
             ) from None
         except Exception as exc:
             if self._pool is not pool:
                 raise wool.MeshNotRunning(routine) from None
             raise wool.WorkerStartError(
-                f"{what} could not run: the mesh %wool start began did not start "
-                f"({type(exc).__name__}: {exc}). Run %wool start to try again."
+                f"{what} could not run: the mesh {magic} began did not start "
+                f"({type(exc).__name__}: {exc}). Run {magic} to try again."
             ) from exc
 
     async def scale(self, workers: int) -> str:

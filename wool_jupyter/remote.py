@@ -8,17 +8,15 @@ spawns nothing and stops nothing: leaving it (``%wool disconnect``) closes
 this kernel's connections and leaves the workers running for their other users.
 
 Files are read when the pool is made, so a missing or unreadable file is a
-``wool.errors.CredentialsError`` naming it, before anything is dialled.
+``wool.CredentialsError`` naming it, before anything is dialled.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import wool
-from wool.errors import CredentialsError
 
 __all__ = ["RemoteMesh"]
 
@@ -64,48 +62,24 @@ class RemoteMesh:
         """The mesh secret from ``secret_file``, read as ``wool worker --secret-file`` reads it."""
         if self.secret_file is None:
             return None
-        path = Path(self.secret_file).expanduser()
-        try:
-            from wool.worker.config import WorkerConfigError, read_secret
-        except ImportError:  # an older wool: the same rule, inline
-            value = _read(str(path), "mesh secret").rstrip()
-            if not value:
-                raise CredentialsError(f"the mesh secret file {path} is empty") from None
-            return value
-        try:
-            return read_secret(path)
-        except WorkerConfigError as exc:
-            raise CredentialsError(str(exc)) from None
+        return wool.read_secret(self.secret_file)
 
-    def credentials(self) -> Any:
+    def credentials(self) -> wool.WorkerCredentials | None:
         """``wool.WorkerCredentials`` from the three files, or ``None`` without TLS."""
         if not self.tls:
             return None
-        for path, what in ((self.ca, "CA certificate"), (self.cert, "certificate"),
-                           (self.key, "private key")):  # fmt: skip
-            assert path is not None
+        ca, cert, key = self.ca, self.cert, self.key
+        assert ca is not None and cert is not None and key is not None
+        for path, what in ((ca, "CA certificate"), (cert, "certificate"), (key, "private key")):
             _read(path, what)
-        factory = getattr(wool, "WorkerCredentials", None)
-        if factory is None:
-            raise wool.UnsupportedArgument(
-                "%wool connect --tls-* needs wool.WorkerCredentials, which this wool lacks"
-            )
-        return factory.from_files(ca_path=self.ca, key_path=self.key, cert_path=self.cert)
+        return wool.WorkerCredentials.from_files(ca_path=ca, key_path=key, cert_path=cert)
 
     def pool(self, *, start_timeout: float) -> wool.WorkerPool:
         """A durable ``wool.WorkerPool`` that finds its workers through the seed addresses."""
-        secret = self.secret()
-        credentials = self.credentials()
-        try:
-            from wool.discovery import SeedDiscovery  # type: ignore[import-not-found,unused-ignore]
-        except ImportError:
-            raise wool.UnsupportedArgument(
-                "%wool connect needs wool.discovery.SeedDiscovery, which this wool lacks"
-            ) from None
         return wool.WorkerPool(
-            discovery=SeedDiscovery(list(self.addresses)),
-            credentials=credentials,
-            secret=secret,
+            discovery=wool.SeedDiscovery(list(self.addresses)),
+            credentials=self.credentials(),
+            secret=self.secret(),
             start_timeout=start_timeout,
         )
 
@@ -114,4 +88,6 @@ def _read(path: str, what: str) -> bytes:
     try:
         return Path(path).expanduser().read_bytes()
     except OSError as exc:
-        raise CredentialsError(f"cannot read the {what} {path}: {exc.strerror or exc}") from None
+        raise wool.CredentialsError(
+            f"cannot read the {what} {path}: {exc.strerror or exc}"
+        ) from None

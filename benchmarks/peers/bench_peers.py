@@ -199,12 +199,13 @@ def run_kernel(
     return result
 
 
-def wait_quiet(max_load: float, until: float) -> dict[str, Any]:
+def wait_quiet(max_load: float, until: float, quiet: bool = False) -> dict[str, Any]:
     """Poll the 1-minute load average until it is below ``max_load`` or ``until`` passes."""
     first = os.getloadavg()[0]
     while (load := os.getloadavg()[0]) >= max_load and time.time() < until:
-        print(f"load {load:.2f} >= {max_load}: waiting", flush=True)
-        time.sleep(min(30.0, max(1.0, until - time.time())))
+        if not quiet:
+            print(f"load {load:.2f} >= {max_load}: waiting", flush=True)
+        time.sleep(min(10.0, max(1.0, until - time.time())))
     return {"load_before_wait": first, "load_at_start": load, "quiet": load < max_load}
 
 
@@ -264,6 +265,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument(
         "--quiet-wait", type=float, default=600.0, help="longest wait for it (seconds)"
     )
+    parser.add_argument(
+        "--system-wait",
+        type=float,
+        default=60.0,
+        help="longest wait for the load to fall before each system (seconds)",
+    )
     args = parser.parse_args(argv)
     unknown = set(args.only.split(",")) - set(names)
     if unknown:
@@ -300,7 +307,9 @@ def main(argv: list[str] | None = None) -> int:
         this_pass: dict[str, Any] = {}
         for system in order:
             print(f"pass {index + 1}/{args.passes}: {system.name} ...", end=" ", flush=True)
+            load = wait_quiet(args.max_load, time.time() + args.system_wait, quiet=True)
             result = run_system(system, pythons[system.name], args.sizes, root, log)
+            result["load"] = load["load_at_start"]
             this_pass[system.name] = result
             print(report.one_line(result), flush=True)
         results["passes"].append(this_pass)
@@ -308,6 +317,7 @@ def main(argv: list[str] | None = None) -> int:
             kernel_pass: dict[str, Any] = {}
             for system in [s for s in order if s.kernel]:
                 print(f"pass {index + 1}: kernel {system.name} ...", end=" ", flush=True)
+                wait_quiet(args.max_load, time.time() + args.system_wait, quiet=True)
                 kernel_pass[system.name] = run_kernel(
                     system, pythons[system.name], sizes, root, log
                 )

@@ -71,6 +71,7 @@ def test_harness_runs_wools_column_with_tiny_counts(tmp_path: Path) -> None:
         "--no-kernel",
         "--no-charts",
         "--quiet-wait=0",
+        "--system-wait=0",
         f"--out={out}",
     ]
     try:

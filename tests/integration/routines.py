@@ -152,9 +152,9 @@ async def remote_time_left() -> float | None:
 @wool.routine
 async def forget_code() -> None:
     """Test hook: drop every by-value routine this worker received."""
-    from wool import codec
+    from wool import registry
 
-    codec.routines.forget()
+    registry.routines.forget()
 
 
 @wool.routine

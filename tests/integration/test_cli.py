@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import inspect
 import json
 import os
 import pathlib
@@ -19,7 +18,6 @@ import sys
 import time
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
-from typing import Any
 
 import pytest
 import routines_cli
@@ -106,11 +104,12 @@ def durable_worker(tmp_path: pathlib.Path, *flags: str) -> Iterator[Worker]:
 
 
 @contextlib.asynccontextmanager
-async def client(worker: Worker, credentials: object = None) -> AsyncIterator[MeshClient]:
+async def client(
+    worker: Worker, credentials: WorkerCredentials | None = None
+) -> AsyncIterator[MeshClient]:
     """A bare MeshClient that knows only this worker (no pool), as calls' mesh."""
     ready = worker.ready
-    make: Any = MeshClient
-    mesh = make(SECRET, credentials=credentials) if credentials else MeshClient(SECRET)
+    mesh = MeshClient(SECRET, credentials=credentials)
     mesh.set_peers([PeerRecord(ready["id"], ready["address"], ready["pid"], (), ready["control"])])
     token = context.enter(mesh)
     try:
@@ -326,8 +325,6 @@ def test_unreadable_tls_files_are_refused_before_binding(tmp_path: pathlib.Path)
 
 
 async def test_a_tls_worker_serves_a_client_holding_a_certificate(tmp_path: pathlib.Path) -> None:
-    if "credentials" not in inspect.signature(MeshClient).parameters:
-        pytest.skip("MeshClient(credentials=...) is not built yet (issue 11, transport security)")
     certs = tmp_path / "certs"
     assert _wool("certs", "init", str(certs)).returncode == 0
     tls = ["--tls-ca", str(certs / "ca.pem"), "--tls-cert", str(certs / "worker.pem"),

@@ -7,6 +7,7 @@ workers; a durable pool here uses them through ``wool.LocalDiscovery`` (or
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import subprocess
@@ -21,7 +22,7 @@ import pytest
 
 import wool
 from tests.integration import routines
-from tests.integration.support import alive, wait_until
+from tests.integration.support import alive, until, wait_until
 from wool.protocol.auth import new_secret
 from wool.protocol.frames import PeerRecord
 
@@ -128,6 +129,11 @@ async def test_tags_filter_and_lease_caps_discovered_workers(hosts: Hosts) -> No
     async with everyone:
         assert {w.pid for w in everyone.workers} == gpu.pids | plain.pids
 
+    short = wool.WorkerPool(discovery=wool.LocalDiscovery(ns), secret=secret, quorum=4,
+                            start_timeout=1.0)  # fmt: skip
+    with pytest.raises(wool.NoWorkersAvailable, match=r"quorum 4: 3 usable"):
+        await short.astart()
+
     leased = wool.WorkerPool(discovery=wool.LocalDiscovery(ns), secret=secret, lease=2)
     async with leased:
         assert len(leased.workers) == 2
@@ -149,6 +155,21 @@ async def test_hybrid_pool_spawns_publishes_and_uses_what_it_finds(hosts: Hosts)
         mine = by_source["spawned"].pid
     wait_until(lambda: not alive(mine), 10, "the hybrid pool's own worker to stop")
     assert {r.pid for r in found.records_now()} == other.pids  # its own withdrawn, not others'
+
+
+async def test_a_running_pool_follows_what_discovery_finds(hosts: Hosts) -> None:
+    ns, secret = _namespace(), new_secret()
+    first = hosts.start(ns, secret, "--spawn", "1")
+    pool = wool.WorkerPool(discovery=wool.LocalDiscovery(ns), secret=secret)
+    async with pool:
+        second = hosts.start(ns, secret, "--spawn", "1")
+        both = first.pids | second.pids
+        await until(lambda: {w.pid for w in pool.workers} == both, 10.0, "the newcomer")
+        began = time.monotonic()
+        await asyncio.to_thread(hosts.stop, first)
+        await until(lambda: {w.pid for w in pool.workers} == second.pids, 10.0, "a drop")
+        print(f"withdrawn worker dropped {time.monotonic() - began:.2f}s after its host stopped")
+        assert await routines.whoami() in second.pids
 
 
 async def test_a_durable_pool_that_finds_nothing_refuses_to_start() -> None:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import threading
+import types
 from pathlib import Path
 from typing import Any
 
@@ -74,12 +75,29 @@ async def size_of_big():
 
 @wool.routine
 async def cache_figures():
-    from wool import codec
-    return codec.values.offered, codec.values.hits
+    from wool import callglobals
+    return callglobals.values.offered, callglobals.values.hits
 
 @wool.routine
 async def locked():
     return lock
+
+def make():
+    def offset(x):
+        return x + SCALE
+    @wool.routine
+    async def inner():
+        return SCALE
+    @wool.routine
+    async def closed(add=offset):
+        return await inner(), add(1)
+    return closed
+
+closed = make()
+
+@wool.routine
+async def attribute(holder):
+    return holder.lock
 """
 
 
@@ -104,6 +122,23 @@ async def test_the_issue_example_sees_changes_redefinitions_and_mutations(
         assert await total() == 6
         main["data"].append(100)
         assert await total() == 106
+
+
+async def test_routines_and_functions_in_closures_and_defaults_see_current_globals(
+    pool: wool.WorkerPool, main: dict[str, Any]
+) -> None:
+    async with pool, asyncio.timeout(60):
+        assert await main["closed"]() == (10, 11)
+        main["SCALE"] = 50
+        assert await main["closed"]() == (50, 51)
+
+
+async def test_an_attribute_named_like_an_unpicklable_global_is_not_a_global(
+    pool: wool.WorkerPool, main: dict[str, Any]
+) -> None:
+    main["lock"] = threading.Lock()
+    async with pool, asyncio.timeout(60):
+        assert await main["attribute"](types.SimpleNamespace(lock=3)) == 3
 
 
 async def test_a_redefined_class_is_seen(pool: wool.WorkerPool, main: dict[str, Any]) -> None:

@@ -27,7 +27,7 @@ pytestmark = pytest.mark.timeout(90)
 KILLED_CALLER = pathlib.Path(__file__).with_name("killed_caller.py")
 EXIT_BOUND = 3.0
 """Seconds within which workers must be gone once their caller is killed (nominal: 1 s)."""
-LOST_BOUND = 5.0
+LOST_BOUND = 6.0
 """wool/README.md, Liveness: a stopped worker's calls fail with WorkerLost within this."""
 
 

@@ -24,6 +24,8 @@ import pytest
 import wool
 from tests.integration import routines
 from tests.integration.support import alive, until, wait_until
+from wool import certs
+from wool.credentials import WorkerCredentials
 from wool.discovery import DnsDiscovery, SeedDiscovery
 from wool.errors import AuthenticationError, WorkerLost
 from wool.mesh.client import MeshClient
@@ -46,8 +48,10 @@ class Member:
     process: subprocess.Popen
     secret: bytes
 
+    credentials: WorkerCredentials | None = None
+
     def table(self) -> list[MemberRecord]:
-        return fetch_members(self.control, self.secret, timeout=2.0)
+        return fetch_members(self.control, self.secret, credentials=self.credentials, timeout=2.0)
 
     def view(self) -> set[str]:
         """Ids this worker holds as live members (itself included)."""
@@ -61,8 +65,10 @@ class Mesh:
     def __init__(self) -> None:
         self.started: list[Member] = []
 
-    def start(self, worker_id: str, seeds: list[str], secret: bytes) -> Member:
+    def start(self, worker_id: str, seeds: list[str], secret: bytes, tls: str = "") -> Member:
         command = [sys.executable, str(HELPER), "--id", worker_id]
+        if tls:
+            command += ["--tls", tls]
         for seed in seeds:
             command += ["--seed", seed]
         env = {**os.environ, "WOOL_TEST_SECRET": secret.hex(), "PYTHONPATH": str(ROOT)}
@@ -227,3 +233,38 @@ async def test_a_pool_told_one_member_uses_the_whole_mesh(mesh: Mesh, how: str) 
         await until(lambda: "d" in {w.id for w in pool.workers}, 15.0, "the pool to find d")
     assert used <= {a.pid, b.pid, c.pid}
     assert all(alive(m.pid) for m in (a, b, c, d))  # a durable pool stops none of them
+
+
+def _tls(directory: Path) -> WorkerCredentials:
+    certs.init(directory)
+    return WorkerCredentials.from_files(
+        ca_path=directory / "ca.pem",
+        key_path=directory / "client.key",
+        cert_path=directory / "client.pem",
+    )
+
+
+def test_with_mutual_tls_a_peer_from_another_ca_is_never_admitted(
+    mesh: Mesh, tmp_path: Path
+) -> None:
+    pytest.importorskip("cryptography", reason="wool certs init needs the tls extra")
+    ours, theirs = tmp_path / "ours", tmp_path / "theirs"
+    creds, other = _tls(ours), _tls(theirs)
+    secret = new_secret()  # the same secret on both sides: only the CA differs
+    a = mesh.start("a", [], secret, str(ours))
+    b = mesh.start("b", [a.address], secret, str(ours))
+    stranger = mesh.start("x", [a.address], secret, str(theirs))
+    c = mesh.start("c", [stranger.address, b.address], secret, str(ours))
+    for m in (a, b, c):
+        m.credentials = creds
+    stranger.credentials = other
+    took = _converge([a, b, c], {"a", "b", "c"}, 10.0)
+    print(f"converged over mutual TLS in {took:.2f}s")
+    # The stranger kept trying a (and c tried it) for the whole convergence; it is in no view.
+    assert stranger.view() == {"x"}
+    with pytest.raises(AuthenticationError, match="TLS"):
+        fetch_members(stranger.control, secret, credentials=creds)
+    with pytest.raises(AuthenticationError, match="TLS"):
+        fetch_members(a.control, secret, credentials=other)
+    with pytest.raises(AuthenticationError, match="it serves TLS"):  # plaintext to TLS
+        fetch_members(a.control, secret)

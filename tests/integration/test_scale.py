@@ -62,13 +62,19 @@ async def test_grow_one_to_three_and_shrink_back_while_calls_run() -> None:
             lambda: new_pids <= set(load.pids), 20, "calls from this process on both newcomers"
         )
 
+        await load.stop()
+        assert all(isinstance(e, wool.WorkerLost) for e in load.errors), load.errors
+
         # The first worker learned the newcomers: its nested calls reach them.
+        before = {p.id: p.executed.started for p in (await pool.statistics()).peers}
         async with asyncio.timeout(20):
             assert await routines.fib.options(worker=first.id)(12) == 144
-        stats = await pool.statistics()
-        by_id = {p.id: p for p in stats.peers}
-        assert by_id[first.id].dispatched.started > 0
-        assert sum(by_id[i].executed.started for i in added) > 0
+        after = {p.id: p for p in (await pool.statistics()).peers}
+        assert after[first.id].dispatched.started > 0
+        assert sum(after[i].executed.started - before[i] for i in added) > 0
+
+        load = Load().start()
+        await until(lambda: len(load.pids) >= 6, 20, "calls on the grown pool")
 
         async with asyncio.timeout(40):
             added, removed = await pool.ascale(1)

@@ -109,6 +109,8 @@ def test_start_through_run_line_magic_with_a_call_in_the_same_cell(kernel: Kerne
 def test_a_call_waiting_for_a_mesh_that_is_stopped_gets_a_typed_error(kernel: Kernel) -> None:
     cell = kernel.execute(
         f"%wool start -n {WORKERS}\nwaiting = asyncio.ensure_future(whoami())\n"
+        "for _ in range(20):\n    await asyncio.sleep(0)\n"  # the call is inside its wait now
+        "assert not waiting.done(), waiting\n"
         "%wool stop\nawait waiting"
     )
     assert cell.ename == "MeshNotRunning", cell.error and cell.error.text

@@ -117,3 +117,30 @@ def test_a_wool_cell_sees_current_globals_and_helpers(kernel: Kernel) -> None:
     assert kernel.value("%%wool\nrated(5), sum(items)") == "(15, 1)"
     kernel.run("def rated(x): return -x * RATE\nitems.append(9)")
     assert kernel.value("%%wool\nrated(5), sum(items)") == "(-15, 10)"
+
+
+def test_routines_and_helpers_in_a_closure_see_the_changed_global(kernel: Kernel) -> None:
+    kernel.run(
+        "FACTOR = 3\n"
+        "def make():\n"
+        "    def times(x): return x * FACTOR\n"
+        "    @wool.routine\n"
+        "    async def inner(): return FACTOR\n"
+        "    @wool.routine\n"
+        "    async def outer(): return await inner(), times(2)\n"
+        "    return outer\n"
+        "closed = make()\n"
+    )
+    assert kernel.value("await closed()") == "(3, 6)"
+    kernel.run("FACTOR = 5")
+    assert kernel.value("await closed()") == "(5, 10)"
+
+
+def test_an_attribute_named_like_a_lock_global_is_no_global(kernel: Kernel) -> None:
+    kernel.run(
+        "import threading, types\n"
+        "lock = threading.Lock()\n"
+        "@wool.routine\n"
+        "async def read(b): return b.lock\n"
+    )
+    assert kernel.value("await read(types.SimpleNamespace(lock=7))") == "7"

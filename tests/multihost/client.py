@@ -6,7 +6,8 @@ it prints (one object per line; events while a scenario runs, the result
 last). Commands:
 
 * ``run``: a durable pool over ``--discovery``, wait for ``--expect`` workers,
-  ``fib(--fib)``, then each worker's own counters.
+  ``fib(--fib)``, each worker's own counters, then one call pinned to each
+  worker (its pid).
 * ``partition``: calls in flight on every worker; the test cuts the victim's
   link and says so on stdin; report how the victim's calls failed and when,
   that the rest completed, convergence, and the victim's return.
@@ -21,7 +22,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import os
 import pathlib
 import pickle
 import sys
@@ -82,11 +82,11 @@ def discovery_of(spec: str) -> Any:
 
 def pool_of(args: argparse.Namespace, **extra: Any) -> Any:
     kwargs: dict[str, Any] = {"discovery": discovery_of(args.discovery), **extra}
-    if args.certs and not os.environ.get("H14_INSECURE"):
+    if args.certs:
         kwargs["credentials"] = credentials_of(Path(args.certs))
         kwargs["secret"] = secret_of(Path(args.certs))
-    elif args.secret or args.certs:
-        kwargs["secret"] = secret_of(Path(args.secret or args.certs))
+    elif args.secret:
+        kwargs["secret"] = secret_of(Path(args.secret))
     return wool.WorkerPool(**kwargs)
 
 
@@ -122,7 +122,10 @@ async def run(args: argparse.Namespace) -> None:
         async with pool_of(args) as pool:
             await until(lambda: len(pool._mesh.live) >= args.expect, BOUND, "workers")
             result = await routines.fib(args.fib)
-            emit(result=result, peers=live_ids(pool), counters=await counters(pool))
+            seen = await counters(pool)  # before the pinned calls below add to them
+            ids = live_ids(pool)
+            pids = {peer: await routines.whoami.options(worker=peer)() for peer in ids}
+            emit(result=result, peers=ids, pids=pids, counters=seen)
 
 
 class Stdin:
@@ -141,11 +144,19 @@ class Stdin:
         return await asyncio.wait_for(self.queue.get(), BOUND)
 
 
+def leaf(exc: BaseException) -> BaseException:
+    """The first exception inside nested exception groups (a TaskGroup's failure)."""
+    while isinstance(exc, BaseExceptionGroup):
+        exc = exc.exceptions[0]
+    return exc
+
+
 async def outcome(call: Any) -> dict[str, Any]:
     try:
         value = await call
     except Exception as exc:
-        return {"error": type(exc).__name__, "message": str(exc), "at": time.monotonic()}
+        first = leaf(exc)
+        return {"error": type(first).__name__, "message": str(first), "at": time.monotonic()}
     return {"value": value, "at": time.monotonic()}
 
 

@@ -42,7 +42,7 @@ def net(tmp_path: Path) -> Iterator[netns.Network]:
         yield network
     finally:
         left = network.close()
-        stray = netns.leftovers(network.suffix)
+        stray = network.leftovers()
         assert not left, f"processes outlived the test (by PID): {left}"
         assert not stray, f"namespaces or links left behind: {stray}"
 

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import importlib.util
 import json
-import os
 import queue
 import subprocess
 import sys
@@ -64,16 +63,8 @@ def start_worker(
 ) -> subprocess.Popen[str]:
     """``python -m wool worker`` in ``host``, listening on its bridge address (TLS when certs)."""
     address = listen or f"{host.address}:{PORT}"
-    args = [
-        sys.executable,
-        "-m",
-        "wool",
-        "worker",
-        "--listen",
-        address,
-        "--id",
-        name or worker_id(host),
-    ]
+    args = [sys.executable, "-m", "wool", "worker", "--listen", address]
+    args += ["--id", name or worker_id(host)]
     if listen is None:
         args += ["--advertise", address]
     for seed in join:
@@ -82,14 +73,10 @@ def start_worker(
         args += ["--discovery", discovery]
     for tag in tags:
         args += ["--tag", tag]
-    if certs is not None and os.environ.get("H14_INSECURE"):
-        args += ["--insecure", "--secret-file", str(certs / "mesh.secret")]
+    if certs is not None and secret_only:  # loopback workers need the secret, not TLS
+        args += ["--secret-file", str(certs / "mesh.secret")]
     elif certs is not None:
-        args += (
-            tls_args(certs)
-            if secret_only is False
-            else ["--secret-file", str(certs / "mesh.secret")]
-        )
+        args += tls_args(certs)
     log = host.network.logs / f"{name or worker_id(host)}-{len(host.procs)}.log"
     ready = log.with_suffix(".ready")
     proc = host.spawn([*args, "--ready-file", str(ready), *extra], log=log)

@@ -169,11 +169,14 @@ class Network:
         self.logs = logs or Path(tempfile.mkdtemp(prefix=f"{self.suffix}-"))
         self._links: list[str] = []
         self._namespaces: list[str] = []
+        self.made: set[str] = set()
+        self._etc_existed = ETC_NETNS.exists()
         path = os.pathsep.join([str(REPO), str(REPO / "tests" / "multihost")])
         self.env = {**os.environ, "PYTHONPATH": path, "PYTHONUNBUFFERED": "1"}
         try:
             _ip("link", "add", self.bridge, "type", "bridge")
             self._links.append(self.bridge)
+            self.made.add(self.bridge)
             _ip("link", "set", self.bridge, "up")
             for i in range(1, count + 1):
                 self._add_host(i, multicast)
@@ -185,6 +188,7 @@ class Network:
         name, veth, address = f"{self.suffix}h{i}", f"{self.suffix}v{i}", f"{SUBNET}.{10 + i}"
         _ip("netns", "add", name)
         self._namespaces.append(name)
+        self.made.update((name, veth))
         _ip("link", "add", veth, "type", "veth", "peer", "name", "eth0", "netns", name)
         self._links.append(veth)
         _ip("link", "set", veth, "master", self.bridge, "up")
@@ -218,9 +222,17 @@ class Network:
         return [pid for pid in self.pids if pid_alive(pid)]
 
     def close(self) -> list[int]:
-        """End every recorded process, delete every namespace and link; the PIDs still alive."""
-        left = self.stop_all()
-        strays = {h.name: h.pids_inside() for h in self.hosts}
+        """End every recorded process, delete every namespace and link; the PIDs still alive.
+
+        A process found inside one of these namespaces that outlived the
+        recorded ones (a grandchild) is killed by its PID and reported too.
+        """
+        left = set(self.stop_all())
+        for host in self.hosts:
+            for pid in host.pids_inside():
+                left.add(pid)
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(pid, signal.SIGKILL)
         for name in self._namespaces:
             with contextlib.suppress(subprocess.SubprocessError):
                 _ip("netns", "del", name)
@@ -229,25 +241,22 @@ class Network:
                 _ip("link", "del", link)  # a veth goes with its namespace: this may fail
         for directory in self.etc_dirs:
             shutil.rmtree(directory, ignore_errors=True)
+        if not self._etc_existed:
+            with contextlib.suppress(OSError):
+                ETC_NETNS.rmdir()  # only if empty: another run may be using it
         self._namespaces, self._links, self.etc_dirs = [], [], []
-        inside = [pid for pids in strays.values() for pid in pids]
-        return sorted(set(left) | set(inside))
+        return sorted(left)
+
+    def leftovers(self) -> list[str]:
+        """Every namespace or link this network made that still exists (after close: none)."""
+        names = subprocess.run(["ip", "netns", "list"], capture_output=True, text=True).stdout
+        links = subprocess.run(["ip", "-o", "link"], capture_output=True, text=True).stdout
+        present = {line.split()[0] for line in names.splitlines() if line.strip()}
+        present |= {line.split(":")[1].strip().split("@")[0] for line in links.splitlines()}
+        return sorted(present & self.made)
 
     def __enter__(self) -> Network:
         return self
 
     def __exit__(self, *exc: object) -> None:
         self.close()
-
-
-def leftovers(suffix: str) -> list[str]:
-    """Namespaces and links whose names carry ``suffix`` (for the fixture's final check)."""
-    names = subprocess.run(["ip", "netns", "list"], capture_output=True, text=True).stdout
-    links = subprocess.run(["ip", "-o", "link"], capture_output=True, text=True).stdout
-    found = [n.split()[0] for n in names.splitlines() if n.startswith(suffix)]
-    found += [
-        line.split(":")[1].strip().split("@")[0]
-        for line in links.splitlines()
-        if line.split(":")[1].strip().startswith(suffix)
-    ]
-    return found

@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 import signal
 import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -61,6 +62,8 @@ def test_fib_18_from_the_client_host_crosses_every_worker(net: netns.Network, ce
     assert report["result"] == 2584
     ids = {worker_id(h) for h in net.hosts}
     assert set(report["peers"]) == ids
+    # Each id is the worker process started in that host's namespace.
+    assert report["pids"] == {worker_id(h): w.pid for h, w in zip(net.hosts, workers, strict=True)}
     counters = report["counters"]
     assert set(counters) == ids, counters
     print({peer: c["executed"] for peer, c in counters.items()})
@@ -95,7 +98,7 @@ def test_a_host_whose_link_goes_down_fails_its_calls_typed_and_rejoins(
     workers = three_workers(net, certs)
     victim = worker_id(h2)
     client = h3.spawn(
-        [netns.sys.executable, str(CLIENT), "partition", "--discovery",
+        [sys.executable, str(CLIENT), "partition", "--discovery",
          f"seed:{h1.address}:{PORT}", "--certs", str(certs), "--expect", "3",
          "--victim", victim],
         stdin=subprocess.PIPE,

@@ -48,7 +48,7 @@ def test_close_ends_processes_by_pid_and_deletes_everything() -> None:
     assert host.pids_inside() == [proc.pid]
     assert network.close() == []
     assert not netns.pid_alive(proc.pid)
-    assert netns.leftovers(network.suffix) == []
+    assert network.leftovers() == []
     assert not (netns.ETC_NETNS / host.name).exists()
     names = subprocess.run(["ip", "netns", "list"], capture_output=True, text=True).stdout
     assert host.name not in names

@@ -30,13 +30,21 @@ def test_mutual_tls_refusals_across_hosts(
         "--other", str(other_certs), "--tripwires", str(wires), timeout=90,
     )  # fmt: skip
     print(report)
-    for case in ("other_ca", "no_client_cert", "plaintext"):
-        assert report[case]["raw"]["code"] in HANDSHAKE, (case, report[case])
+    # Each refusal is typed, and its message says which of the five it was.
+    says = {
+        "other_ca": "another CA",
+        "no_client_cert": "client certificate",
+        "plaintext": "plaintext",
+        "wrong_secret": "secret differs",
+    }
+    for case, words in says.items():
+        expected = SECRET if case == "wrong_secret" else HANDSHAKE
+        assert report[case]["raw"]["code"] in expected, (case, report[case])
         assert report[case]["typed"]["error"] == "AuthenticationError", (case, report[case])
-    assert report["wrong_secret"]["raw"]["code"] in SECRET, report["wrong_secret"]
-    assert report["wrong_secret"]["typed"]["error"] == "AuthenticationError"
+        assert words in report[case]["typed"]["message"], (case, report[case])
     assert report["replay"]["first"]["code"] == "OK", report["replay"]
     assert report["replay"]["raw"]["code"] in SECRET, report["replay"]
+    assert "replay" in report["replay"]["raw"]["details"], report["replay"]
     assert report["legitimate"]["error"] is None, report["legitimate"]
     # The payload works: the control, sent with the right credentials, left its file.
     assert (wires / "control").exists(), "the tripwire payload did not fire when accepted"

@@ -108,6 +108,8 @@ def check_multihost(notebook: NotebookNode) -> None:
     assert "the call running on host-c failed: WorkerLost" in lost
     assert "after losing host-c, fib(14) = 377" in lost
     assert WIDGET in mime_types_of(notebook, "%wool widget")
+    meshes = [state for state in widget_states(notebook) if "peers" in state]
+    assert meshes and meshes[0]["joins"] == 3 and meshes[0]["leaves"] >= 1, meshes
     # host-c was killed (-9); the others drained on SIGTERM and exited 0.
     assert outputs_of(notebook, "proc.terminate()").endswith(
         "{'host-a': 0, 'host-b': 0, 'host-c': -9}"

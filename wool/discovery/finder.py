@@ -59,6 +59,7 @@ class Finder:
         lease: int | None = None,
         on_change: Callable[[], None] = lambda: None,
         refresh: float = REFRESH,
+        quorum: int = 1,
     ) -> None:
         self.discovery = discovery
         self._secret = secret
@@ -67,6 +68,7 @@ class Finder:
         self._lease = lease
         self._on_change = on_change
         self._refresh = refresh
+        self._quorum = max(1, quorum)
         self._own: dict[str, PeerRecord] = {}
         self._found: tuple[PeerRecord, ...] = ()
         self._first_seen: dict[str, float] = {}
@@ -84,8 +86,9 @@ class Finder:
         """Publish ``own``, look once, then keep looking in the background.
 
         With ``need`` (a durable pool, which has nothing else) it keeps
-        looking until one worker is usable, and raises NoWorkersAvailable
-        after ``timeout`` seconds saying what it found and why each was not used.
+        looking until ``quorum`` workers (at least one) are usable, and raises
+        NoWorkersAvailable after ``timeout`` seconds saying what it found and
+        why each was not used.
         """
         for record in own:
             self._own[record.id] = record
@@ -93,7 +96,7 @@ class Finder:
         deadline = time.monotonic() + timeout
         while True:
             self.look(min(timeout, VERIFY_TIMEOUT * 4))
-            if self._found or not need:
+            if len(self._found) >= self._quorum or not need:
                 break
             if time.monotonic() >= deadline:
                 raise NoWorkersAvailable(self._why_none(timeout))
@@ -104,6 +107,8 @@ class Finder:
 
     def _why_none(self, timeout: float) -> str:
         wanted = f" tagged {sorted(self._tags)}" if self._tags else ""
+        if self._quorum > 1:
+            wanted += f" (quorum {self._quorum}: {len(self._found)} usable)"
         reasons = "; ".join(f"{a}: {r}" for a, r in sorted(self._refused.items())[:5])
         more = f" (tried: {reasons})" if reasons else " (it found no address)"
         return (

@@ -24,7 +24,9 @@ from typing import TYPE_CHECKING, Final
 import grpc
 import grpc.aio
 
-from wool.errors import AuthenticationError, NoWorkersAvailable, ProtocolError, WorkerLost
+from wool.credentials import WorkerCredentials
+from wool.errors import NoWorkersAvailable, ProtocolError, WorkerLost
+from wool.mesh import transport
 from wool.mesh.connection import Connection, OpenCancelled
 from wool.protocol import auth
 from wool.protocol.frames import (
@@ -64,8 +66,15 @@ class MeshClient:
     membership: Membership | None = None
     """The gossip that keeps this table (a durable worker's); it answers Gossip calls."""
 
-    def __init__(self, secret: bytes, *, connect_timeout: float = CONNECT_TIMEOUT) -> None:
+    def __init__(
+        self,
+        secret: bytes,
+        *,
+        connect_timeout: float = CONNECT_TIMEOUT,
+        credentials: WorkerCredentials | None = None,
+    ) -> None:
         self.secret = secret
+        self.credentials = credentials  # TLS for every channel to a peer; None: plaintext
         self.dispatched = Counters()
         self.connect_timeout = connect_timeout
         self._records: dict[str, PeerRecord] = {}
@@ -156,21 +165,27 @@ class MeshClient:
         if record is None:
             del conns.probes[peer.id]
             return
-        conn = Connection(record, self.secret, self._on_lost)
+        conn = Connection(record, self.secret, self._on_lost, self.credentials)
         try:
             await conn.open(min(self.connect_timeout, PROBE_TIMEOUT))
-        except (WorkerLost, AuthenticationError):
-            del conns.probes[peer.id]
+        except Exception:  # WorkerLost, AuthenticationError, or anything unforeseen: try later
+            conns.probes.pop(peer.id, None)
             reason = self._lost.get(peer.id)
             if reason is not None:
                 self._lose(record, reason, min(retry * 2, LOST_RETRY_MAX))
             return
-        del conns.probes[peer.id]
-        stale = conns.get(peer.id)
-        if self._retryable(peer.id) is None or (stale is not None and stale.lost is None):
-            await conn.close()  # closed meanwhile, or another caller reached it first
+        except BaseException:
+            conns.probes.pop(peer.id, None)
+            raise
+        conns.probes.pop(peer.id, None)
+        if self._retryable(peer.id) is None:
+            await conn.close()  # the peer left the table, or the mesh closed, meanwhile
             return
-        conns[peer.id] = conn
+        stale = conns.get(peer.id)
+        if stale is not None and stale.lost is None:
+            await conn.close()  # another caller reached it first: keep theirs
+        else:
+            conns[peer.id] = conn
         self._rejoin(peer.id)
 
     def _retryable(self, peer_id: str) -> PeerRecord | None:
@@ -279,7 +294,7 @@ class MeshClient:
                 finally:
                     conn.opening -= 1
                 return conn
-            conn = Connection(peer, self.secret, self._on_lost)
+            conn = Connection(peer, self.secret, self._on_lost, self.credentials)
             conns[peer.id] = conn
             conn.opening += 1
             try:
@@ -308,7 +323,7 @@ class MeshClient:
             for peer in self._live:
                 if peer.id not in self._sync_channels:
                     target = peer.control or peer.address
-                    self._sync_channels[peer.id] = grpc.insecure_channel(target)
+                    self._sync_channels[peer.id] = transport.sync_channel(target, self.credentials)
             calls = [
                 (
                     peer.id,
@@ -364,7 +379,7 @@ class MeshClient:
             channel = channels.get(peer.id)
             if channel is None:
                 target = peer.control or peer.address
-                channel = channels[peer.id] = grpc.aio.insecure_channel(target)
+                channel = channels[peer.id] = transport.aio_channel(target, self.credentials)
             method = channel.unary_unary(STATS_METHOD)
             try:
                 reply = await method(

@@ -19,9 +19,9 @@ _INSTEAD = {
     "and their number as spawn=N (respawn=True replaces workers that die)",
     "loadbalancer": "each call goes to the least-loaded worker; pin or filter calls per "
     "routine with routine.options(worker=..., tags=...)",
-    "credentials": "spawned workers listen on loopback without TLS and every call is "
-    "authenticated with the pool's secret (secret=); credentials= (a wool.WorkerCredentials) "
-    "is for a durable pool, discovery= without spawn=",
+    "credentials": "credentials= takes a wool.WorkerCredentials (WorkerCredentials.from_files("
+    "ca_path=..., key_path=..., cert_path=...)); every call is also authenticated with the "
+    "pool's secret (secret=)",
     "options": "gRPC settings are Wool's own; connect_timeout= bounds connecting to a worker",
     "lease": "lease caps workers found through discovery; give discovery= (a local pool uses "
     "exactly the spawn=N workers it starts, and lease=0 says so and is accepted)",
@@ -53,7 +53,7 @@ def check(
     Accepted: ``discovery`` when it is one of Wool's backends (``size`` 0
     makes the pool durable: it only uses what it finds), ``lease`` (a
     whole number >= 0 capping discovered workers; without discovery only 0),
-    ``credentials`` (a ``wool.WorkerCredentials``) for a durable pool,
+    ``credentials`` (a ``wool.WorkerCredentials``: spawned workers serve mutual TLS),
     ``lazy`` either way (connections open on the first call, as the
     package's ``lazy=True``; starting waits until every worker is ready, as
     its ``lazy=False``), and ``quorum`` up to ``size`` (met before the first
@@ -77,7 +77,7 @@ def check(
     given = {
         "worker": worker is not None,
         "loadbalancer": loadbalancer is not None,
-        "credentials": credentials is not None and not (durable and _is_credentials(credentials)),
+        "credentials": credentials is not None and not _is_credentials(credentials),
         "options": options is not None,
         "lease": discovery is None and lease is not None and lease != 0,
         "quorum_timeout": quorum_timeout is not None,

@@ -20,8 +20,8 @@ from typing import TYPE_CHECKING, Final, TypeVar
 import grpc
 import grpc.aio
 
-from wool import codec
 from wool.errors import AuthenticationError, SerializationError, WorkerLost
+from wool.mesh import transport
 from wool.protocol import auth
 from wool.protocol.frames import (
     CLOSE,
@@ -38,7 +38,6 @@ from wool.protocol.frames import (
     Payload,
     PeerRecord,
     Resume,
-    Value,
     decode,
     encode,
 )
@@ -46,11 +45,12 @@ from wool.protocol.plain import Reader, Writer, make_reader, make_writer
 from wool.protocol.writer import Salvage
 
 if TYPE_CHECKING:
-    from wool.routine import Routine
+    from wool.credentials import WorkerCredentials
+    from wool.routine import Routine, Shipment
 
 KEEPALIVE_MS: Final = 1_000
 """A ping goes to a peer after this long without a byte from it."""
-PING_TIMEOUT_MS: Final = 2_000
+PING_TIMEOUT_MS: Final = 3_000
 """A peer that has not acked a ping this long after it was sent is lost (README: Liveness).
 
 gRPC answers pings on its own threads, so a routine blocking the peer's
@@ -72,9 +72,13 @@ _log = logging.getLogger("wool")
 T = TypeVar("T")
 _closing: set[asyncio.Task] = set()  # keeps channel-close tasks alive until done
 _UNWINDING_LIMIT: Final = 1024
-_KNOWN_LIMIT: Final = 1 << 16
 _ASK_LIMIT: Final = 3
 _ENDED_BY_WORKER: Final = (grpc.StatusCode.INTERNAL, grpc.StatusCode.INVALID_ARGUMENT)
+_UNREACHABLE: Final = (
+    grpc.StatusCode.UNAVAILABLE,
+    grpc.StatusCode.CANCELLED,
+    grpc.StatusCode.DEADLINE_EXCEEDED,
+)
 OutputSink = Callable[[int, str], None]
 
 
@@ -89,26 +93,24 @@ class OpenCancelled(WorkerLost):
 class PendingCall:
     """Caller-side state of one dispatch: who waits for the answer, and what to resend.
 
-    ``frame`` is kept only for routines shipped by value, the one case where
-    a worker may ask for it again (NeedCode); other calls don't hold on to
-    their arguments while they run.
+    ``shipment`` is kept only for routines shipped by value, the one case
+    where a worker may ask for part of it again (NeedCode); other calls
+    don't hold on to their arguments while they run.
     """
 
-    __slots__ = ("asked", "frame", "routine", "sink", "values", "waiter")
+    __slots__ = ("asked", "routine", "shipment", "sink", "waiter")
 
     def __init__(
         self,
-        frame: Dispatch | None,
+        shipment: Shipment | None,
         routine: Routine,
         waiter: asyncio.Future,
         sink: OutputSink | None,
-        values: dict[bytes, bytes | codec.Buffers] | None = None,
     ) -> None:
-        self.frame = frame
+        self.shipment = shipment
         self.routine = routine
         self.waiter = waiter
         self.sink = sink
-        self.values = values  # the call's globals by digest, for a worker that lacks them
         self.asked = 0
 
 
@@ -120,6 +122,7 @@ class Connection:
         peer: PeerRecord,
         secret: bytes,
         on_lost: Callable[[Connection, WorkerLost], None],
+        credentials: WorkerCredentials | None = None,
     ) -> None:
         self.peer = peer
         self.pending: dict[int, PendingCall] = {}
@@ -129,6 +132,7 @@ class Connection:
         self.lost: WorkerLost | None = None
         self.ended_by_worker = False
         self._secret = secret
+        self._credentials = credentials
         self._on_lost = on_lost
         self._next_call = 0
         self._loop = asyncio.get_running_loop()
@@ -159,22 +163,17 @@ class Connection:
     async def open(self, timeout: float) -> None:
         """Connect, authenticate both ways, and start the reader and writer."""
         try:
-            self._channel = grpc.aio.insecure_channel(self.peer.address, options=CHANNEL_OPTIONS)
+            self._channel = transport.aio_channel(
+                self.peer.address, self._credentials, CHANNEL_OPTIONS
+            )
             async with asyncio.timeout(timeout):
-                await self._channel.channel_ready()
+                await transport.settled(self._channel)
                 metadata = auth.client_metadata(self._secret)
                 call = self._channel.stream_stream(DISPATCH_METHOD)(metadata=metadata)
                 self._call = call
                 initial = await call.initial_metadata()
                 if not auth.verify_worker(initial, self._secret, metadata):
-                    code = await call.code()
-                    if code == grpc.StatusCode.UNAUTHENTICATED:
-                        raise AuthenticationError(
-                            f"{self.describe()} refused our credentials: the mesh secret differs"
-                        )
-                    raise AuthenticationError(
-                        f"{self.describe()} did not prove it holds the mesh secret"
-                    )
+                    raise self._refused(await call.code(), await call.details())
         except TimeoutError:
             error = WorkerLost(f"{self.describe()} did not answer within {timeout:g}s")
             await self._abandon(error)
@@ -182,6 +181,10 @@ class Connection:
         except AuthenticationError as exc:
             await self._abandon(exc)
             raise
+        except grpc.aio.AioRpcError as exc:
+            failed = self._refused(exc.code(), exc.details())
+            await self._abandon(failed)
+            raise failed from None
         except (grpc.RpcError, OSError) as exc:
             error = WorkerLost(f"cannot reach {self.describe()}: {exc}")
             await self._abandon(error)
@@ -190,11 +193,27 @@ class Connection:
             await asyncio.shield(self._abandon(OpenCancelled(self.describe())))
             raise
         self._writer = make_writer(
-            self._call.write, self._fail, Salvage(encode, self._reject, self._send)
+            self._call.write, self._fail, Salvage(encode, self._reject, self._requeue)
         )
         self._reader = make_reader(self._call.read, grpc.aio.EOF, self._receive, self._fail)
         self._reader.start()
         self._opened.set_result(None)
+
+    def _refused(
+        self, code: grpc.StatusCode | None, details: str | None
+    ) -> AuthenticationError | WorkerLost:
+        """The typed error for a handshake that did not end with the worker's proof."""
+        if code == grpc.StatusCode.UNAUTHENTICATED:
+            why = (details or "").removeprefix("wool: ")
+            if not why or why == auth.WRONG_SECRET:
+                why = "the mesh secret differs"
+            return AuthenticationError(f"{self.describe()} refused our credentials: {why}")
+        refused = transport.refusal(code, details, self._credentials)
+        if refused is not None:
+            return AuthenticationError(f"{self.describe()} refused the connection: {refused}")
+        if code in _UNREACHABLE:
+            return WorkerLost(f"cannot reach {self.describe()}: {details or code}")
+        return AuthenticationError(f"{self.describe()} did not prove it holds the mesh secret")
 
     async def _abandon(self, error: WorkerLost | AuthenticationError) -> None:
         # Never handed out again; a joiner opens a fresh one.
@@ -206,6 +225,10 @@ class Connection:
             await self._channel.close(grace=None)
 
     # -- sending ------------------------------------------------------------
+
+    def _requeue(self, frames: list[Frame]) -> None:
+        assert self._writer is not None
+        self._writer.requeue(frames)
 
     def _send(self, frame: Frame) -> None:
         assert self._writer is not None
@@ -239,47 +262,19 @@ class Connection:
         if self.lost is not None:
             raise self.lost
         self._next_call = call = self._next_call + 1
-        if routine.importable:
-            frame = Dispatch(
-                call, routine.__module__, routine.__qualname__, b"", b"", "", args,
-                routine.generator, timeout or 0.0, parent, sink is not None,
-            )  # fmt: skip
-        else:
-            ref = routine.by_value()
-            snapshot = routine.snapshot()
-            known = self.known
-            code = b"" if ref.digest in known else ref.code
-            known.add(ref.digest)
-            manifest = b""
-            if snapshot is not None:
-                manifest, values = snapshot
-                if manifest not in known:
-                    self._send_values(call, values)
-            frame = Dispatch(
-                call, "", routine.__qualname__, ref.digest, code, ref.uid, args,
-                routine.generator, timeout or 0.0, parent, sink is not None, manifest,
-            )  # fmt: skip
+        request = routine.request(call, args, timeout or 0.0, parent, sink is not None, self.known)
         waiter: asyncio.Future[Outcome] = self._loop.create_future()
-        if routine.importable:
+        if isinstance(request, Dispatch):
             self.pending[call] = PendingCall(None, routine, waiter, sink)
+            frame = request
         else:
-            self.pending[call] = PendingCall(
-                frame, routine, waiter, sink, None if snapshot is None else values
-            )
+            # Registered before anything is written: a write failing at once fails it too.
+            self.pending[call] = PendingCall(request, routine, waiter, sink)
+            for value in request.frames:
+                self._send(value)
+            frame = request.dispatch
         self._send(frame if context is None else Context(call, context, frame))
         return call, waiter
-
-    def _send_values(
-        self, call: int, values: dict[bytes, bytes | codec.Buffers], resend: bool = False
-    ) -> None:
-        """Send the globals this worker is not known to hold (all of them on ``resend``)."""
-        known = self.known
-        if len(known) > _KNOWN_LIMIT:
-            known.clear()  # the worker's cache is bounded anyway; it asks for what it lacks
-        for digest, data in values.items():
-            if resend or digest not in known:
-                self._send(Value(call, digest, data if type(data) is bytes else bytes(data)))
-                known.add(digest)
 
     def resume(
         self, call: int, kind: int, value: bytes = b"", context: bytes | None = None
@@ -354,33 +349,31 @@ class Connection:
                 self.contexts[frame.call] = frame.values
 
     def _resend_with_code(self, request: NeedCode) -> None:
+        """Send again only what the worker named (one value, or the code), then the Dispatch."""
         entry = self.pending.get(request.call)
-        if entry is None or entry.frame is None:
+        if entry is None or entry.shipment is None:
             return
         entry.asked += 1
-        if entry.asked > _ASK_LIMIT:
+        if entry.asked > _ASK_LIMIT + entry.shipment.parts:
             del self.pending[request.call]
+            self._send(Cancel(request.call))  # the worker forgets what it holds for the call
             if not entry.waiter.done():
                 entry.waiter.set_exception(
                     SerializationError(
                         f"{entry.routine.__qualname__}() could not start on {self.describe()}: "
-                        f"it lacked its code or globals after {_ASK_LIMIT} re-sends (are they "
-                        "larger than its value cache, WOOL_VALUE_CACHE?)"
+                        f"it lacked its code or globals after {entry.asked - 1} re-sends (are "
+                        "they larger than its value cache, WOOL_VALUE_CACHE?)"
                     )
                 )
             return
-        if entry.values:
-            self._send_values(request.call, entry.values, resend=True)
-        ref = entry.routine.by_value()
-        entry.frame.code = ref.code
-        self.known.add(ref.digest)
-        self._send(entry.frame)
+        for frame in entry.shipment.again(request.digest, self.known):
+            self._send(frame)
 
     def _fail(self, exc: BaseException, *, report: bool = True) -> None:
         if self.lost is not None:
             return
         if isinstance(exc, grpc.aio.AioRpcError):
-            detail = exc.details()
+            detail = exc.details() or ""
             # The worker ended this stream itself (it could not write to it): it is alive.
             self.ended_by_worker = exc.code() in _ENDED_BY_WORKER and detail.startswith("wool:")
         elif isinstance(exc, EOFError):

@@ -110,7 +110,12 @@ def channel(target: str, credentials: WorkerCredentials | None = None) -> grpc.C
 
 
 def exchange(
-    chan: grpc.Channel, secret: bytes, members: list[MemberRecord], timeout: float, source: str
+    chan: grpc.Channel,
+    secret: bytes,
+    members: list[MemberRecord],
+    timeout: float,
+    source: str,
+    credentials: WorkerCredentials | None = None,
 ) -> list[MemberRecord]:
     """One authenticated Gossip call: send ``members``, return the peer's table (its own
     entry first). Raises AuthenticationError if either side's proof of the secret fails,
@@ -125,8 +130,9 @@ def exchange(
         detail = exc.details() if isinstance(exc, grpc.Call) else str(exc)
         if code == grpc.StatusCode.UNAUTHENTICATED:
             raise AuthenticationError(f"the peer refused our credentials: {detail}") from None
-        if transport.tls_failure(code, detail):
-            raise AuthenticationError(f"the TLS handshake failed: {detail}") from None
+        why = transport.refusal(code, detail, credentials)
+        if why is not None:
+            raise AuthenticationError(f"the peer's transport refused us: {why}") from None
         raise WorkerLost(f"gossip failed: {code}: {detail}") from None
     if not auth.verify_worker(call.initial_metadata(), secret, sent):
         raise AuthenticationError("the peer could not prove it holds the mesh secret")
@@ -144,7 +150,7 @@ def fetch_members(
     handshake; the same errors as ``exchange``. Sends nothing the peer would merge."""
     chan = channel(address, credentials)
     try:
-        return exchange(chan, secret, [], timeout, "gossip")
+        return exchange(chan, secret, [], timeout, "gossip", credentials)
     finally:
         chan.close()
 
@@ -384,7 +390,9 @@ class Membership:
         if chan is None:
             chan = self._channels[target] = channel(target, self._credentials)
         try:
-            reply = exchange(chan, self._secret, self.table(), CALL_TIMEOUT, source)
+            reply = exchange(
+                chan, self._secret, self.table(), CALL_TIMEOUT, source, self._credentials
+            )
         except (WorkerLost, AuthenticationError, ProtocolError) as exc:
             if isinstance(exc, AuthenticationError) and target not in self._refused:
                 self._refused.add(target)
@@ -425,7 +433,7 @@ class Membership:
     def _push(self, target: str, table: list[MemberRecord], timeout: float) -> None:
         chan = channel(target, self._credentials)
         try:
-            exchange(chan, self._secret, table, timeout, "gossip")
+            exchange(chan, self._secret, table, timeout, "gossip", self._credentials)
         except (WorkerLost, AuthenticationError, ProtocolError):
             pass
         finally:

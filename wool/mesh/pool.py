@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import asyncio
 import atexit
-import ipaddress
 import logging
 import os
 import select
@@ -23,6 +22,7 @@ from contextvars import Token
 from dataclasses import dataclass, replace
 
 from wool import tuning
+from wool.credentials import WorkerCredentials
 from wool.discovery.base import Discovery
 from wool.discovery.finder import Finder
 from wool.errors import WorkerStartError
@@ -32,6 +32,7 @@ from wool.mesh.spawn import LocalWorker
 from wool.protocol import auth
 from wool.protocol.frames import CountersRecord, PeerRecord, StatsRecord
 from wool.stats import Counters, DispatchCounters, Histogram, MeshStatistics, PeerStatistics
+from wool.worker.config import is_loopback
 
 _running: weakref.WeakSet[WorkerPool] = weakref.WeakSet()
 _log = logging.getLogger("wool")
@@ -40,21 +41,15 @@ _RETRY_MAX = 5.0
 
 
 def _require_loopback(host: str) -> None:
-    """Refuse a bind address other machines could reach: the mesh has no transport security."""
-    name = host.strip("[]")
-    if name == "localhost":
-        return
-    try:
-        if ipaddress.ip_address(name).is_loopback:
-            return
-    except ValueError:
-        pass
-    raise ValueError(
-        f"WorkerPool(host={host!r}) would let any machine that reaches that address run code "
-        "in its workers: the dispatch streams are unencrypted and their handshake can be "
-        "replayed. Use a loopback address (the default 127.0.0.1, ::1 or localhost); meshes "
-        "across hosts need mutual TLS, which Wool does not have yet."
-    )
+    """Refuse a bind address other machines could reach: spawned workers speak plaintext."""
+    if not is_loopback(host):
+        raise ValueError(
+            f"WorkerPool(host={host!r}) would let any machine that reaches that address run "
+            "code in its workers: spawned workers listen without TLS. Use a loopback address "
+            "(the default 127.0.0.1, ::1 or localhost). For workers on other machines, run "
+            "`wool worker` there with mutual TLS and use WorkerPool(discovery=..., "
+            "credentials=...)."
+        )
 
 
 @dataclass(frozen=True, slots=True)
@@ -164,6 +159,7 @@ class WorkerPool:
         self.start_timeout = start_timeout
         self._secret = secret or auth.new_secret()
         self._mesh = _client(self._secret, connect_timeout, credentials)
+        self._credentials: WorkerCredentials | None = credentials  # type: ignore[assignment]
         self._workers: list[LocalWorker] = []
         self._entries: dict[asyncio.Task | None, list[Token]] = {}
         self._owner: tuple[asyncio.Task | None, int] | None = None
@@ -189,6 +185,7 @@ class WorkerPool:
                 tags=self.tags,
                 lease=lease,
                 on_change=self._found_changed,
+                quorum=quorum or 1,
             )
 
     @staticmethod
@@ -224,14 +221,15 @@ class WorkerPool:
                 self._watch()
             elif self._state == "stopped":
                 raise RuntimeError("this pool was stopped; create a new WorkerPool")
-        if default:
-            context.set_default(self._mesh)
-            self._default = True
+            if default:
+                self._make_default()
         return self
 
     def _spawn(self) -> None:
         tuning.tune_this_process()
-        self._workers = spawn.spawn(self.size, self.tags, self._secret, self.host)
+        self._workers = spawn.spawn(
+            self.size, self.tags, self._secret, self.host, self._credentials
+        )
 
     def _await_ready(self) -> None:
         spawn.wait_ready(self._workers, self.start_timeout)
@@ -303,7 +301,7 @@ class WorkerPool:
             missing = self.size - sum(w.id not in self._gone for w in self._workers)
             if self._state != "running" or missing <= 0:
                 return False
-            fresh = spawn.spawn(missing, self.tags, self._secret, self.host)
+            fresh = spawn.spawn(missing, self.tags, self._secret, self.host, self._credentials)
             self._workers.extend(fresh)
         try:
             spawn.wait_ready(fresh, self.start_timeout)
@@ -383,7 +381,9 @@ class WorkerPool:
                 fresh: list[LocalWorker] = []
                 victims: list[LocalWorker] = []
                 if n > len(live):
-                    fresh = spawn.spawn(n - len(live), self.tags, self._secret, self.host)
+                    fresh = spawn.spawn(
+                        n - len(live), self.tags, self._secret, self.host, self._credentials
+                    )
                     self._workers.extend(fresh)
                 self.size = n
             if fresh:
@@ -430,7 +430,7 @@ class WorkerPool:
         records = [w.record for w in victims if w.record is not None]
         if not records or grace <= 0:
             return
-        probe = MeshClient(self._secret)
+        probe = MeshClient(self._secret, credentials=self._credentials)
         probe.set_peers(records)
         deadline = time.monotonic() + grace
         try:
@@ -450,13 +450,13 @@ class WorkerPool:
         """
         with self._lock:
             state, self._state = self._state, "stopped"
+            if self._default and context.get_default() is self._mesh:
+                context.set_default(None)
         if state == "starting":
             self._stop_processes()
             return
         if state != "running":
             return
-        if self._default and context.get_default() is self._mesh:
-            context.set_default(None)
         self._mesh.close_sync()
         self._stop_processes()
         _running.discard(self)
@@ -505,15 +505,22 @@ class WorkerPool:
                     self._state = "running"
                     _running.add(self)
                     self._watch()
+                    if default:  # under the lock: a stop() now clears it, never misses it
+                        self._make_default()
             if stopped:
                 await asyncio.to_thread(self._stop_processes)
                 raise RuntimeError("the pool was stopped while it was starting")
-        elif self._state != "running":
-            raise RuntimeError(f"cannot start a pool that is {self._state}")
-        if default:
-            context.set_default(self._mesh)
-            self._default = True
+            return self
+        with self._lock:
+            if self._state != "running":
+                raise RuntimeError(f"cannot start a pool that is {self._state}")
+            if default:
+                self._make_default()
         return self
+
+    def _make_default(self) -> None:
+        context.set_default(self._mesh)
+        self._default = True
 
     async def astop(self) -> None:
         """Like stop(), closing this loop's connections first and waiting off the loop."""

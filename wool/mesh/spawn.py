@@ -22,6 +22,7 @@ from dataclasses import dataclass, field
 from typing import BinaryIO
 
 from wool import tuning
+from wool.credentials import WorkerCredentials
 from wool.errors import WorkerStartError
 from wool.protocol.frames import PeerRecord
 
@@ -58,8 +59,17 @@ class LocalWorker:
         return line
 
 
-def spawn(count: int, tags: tuple[str, ...], secret: bytes, host: str) -> list[LocalWorker]:
-    """Start ``count`` workers; returns at once (see wait_ready)."""
+def spawn(
+    count: int,
+    tags: tuple[str, ...],
+    secret: bytes,
+    host: str,
+    credentials: WorkerCredentials | None = None,
+) -> list[LocalWorker]:
+    """Start ``count`` workers; returns at once (see wait_ready).
+
+    ``credentials`` (PEM, on stdin like the secret) make them serve mutual TLS.
+    """
     workers: list[LocalWorker] = []
     env = tuning.worker_environment(dict(os.environ))
     env.setdefault("PYTHONUNBUFFERED", "1")
@@ -95,6 +105,8 @@ def spawn(count: int, tags: tuple[str, ...], secret: bytes, host: str) -> list[L
                 # only the main thread outlives the pool for sure.
                 "death_signal": threading.current_thread() is threading.main_thread(),
             }
+            if credentials is not None:
+                config["tls"] = credentials.to_config()
             assert process.stdin is not None
             try:
                 process.stdin.write(json.dumps(config) + "\n")

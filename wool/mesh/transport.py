@@ -18,18 +18,7 @@ import grpc.aio
 from wool.credentials import TLS_NAME, WorkerCredentials
 
 Options = Sequence[tuple[str, Any]]
-
-_TLS_SIGNS: Final = (
-    "ssl handshake",
-    "ssl_error",
-    "handshake failed",
-    "certificate",
-    "tsi_",
-    "wrong_version_number",
-    "wrong version number",
-    "tlsv1",
-    "tlsv13",
-)
+_SETTLED: Final = (grpc.ChannelConnectivity.READY, grpc.ChannelConnectivity.TRANSIENT_FAILURE)
 
 
 def _secure_options(options: Options) -> tuple[tuple[str, Any], ...]:
@@ -58,6 +47,19 @@ def sync_channel(
     )
 
 
+async def settled(channel: grpc.aio.Channel) -> None:
+    """Wait until ``channel`` is connected or its connection attempt failed.
+
+    Unlike ``channel_ready()``, which retries a failing handshake until the
+    caller's timeout, this returns at the first failure; the next call on the
+    channel then fails at once with gRPC's reason (see ``refusal``).
+    """
+    state = channel.get_state(try_to_connect=True)
+    while state not in _SETTLED:
+        await channel.wait_for_state_change(state)
+        state = channel.get_state(try_to_connect=True)
+
+
 def add_port(
     server: grpc.Server | grpc.aio.Server, address: str, credentials: WorkerCredentials | None
 ) -> int:
@@ -74,14 +76,45 @@ def add_port(
     return port
 
 
-def tls_failure(code: grpc.StatusCode | None, details: str | None) -> bool:
-    """Whether a failed call's status certainly comes from a TLS handshake that failed.
+def refusal(
+    code: grpc.StatusCode | None, details: str | None, credentials: WorkerCredentials | None
+) -> str | None:
+    """Why a peer's transport refused us, when a failed call's status says so for certain.
 
-    gRPC reports those as UNAVAILABLE naming the handshake (another CA, no
-    client certificate, TLS to a plaintext port); anything else (refused,
-    reset, timed out) is not certain and callers treat it as a lost peer.
+    gRPC reports a failed TLS handshake as UNAVAILABLE naming it (another
+    CA, TLS to a plaintext port). A peer that accepts the TCP connection and
+    closes it before HTTP/2 starts ("Socket closed" while connecting) is a
+    TLS server that refused the handshake: a Wool worker closes a fresh
+    connection for no other reason. None for everything else (refused,
+    reset, timed out): callers treat that as a lost peer.
     """
     if code != grpc.StatusCode.UNAVAILABLE or not details:
-        return False
+        return None
     text = details.lower()
-    return any(sign in text for sign in _TLS_SIGNS)
+    if "handshake failed" in text or "ssl_error" in text or "tsi_" in text:
+        if "wrong_version_number" in text and credentials is not None:
+            return f"it does not speak TLS (is it a plaintext worker?): {details}"
+        return f"the TLS handshake failed (a certificate from another CA?): {details}"
+    if "failed to connect" in text and "socket closed" in text:
+        if credentials is None:
+            return (
+                "it closed the connection when we spoke plaintext: it serves TLS, so "
+                "give credentials= (wool.WorkerCredentials)"
+            )
+        if not credentials.mutual:
+            return "it closed the TLS connection: it requires a client certificate (mutual=True)"
+        return "it closed the TLS connection: it did not accept our client certificate"
+    return None
+
+
+def tls_failure(code: grpc.StatusCode | None, details: str | None) -> bool:
+    """Whether a failed call's status certainly comes from a refused TLS handshake.
+
+    Kept for callers that only need yes or no; ``refusal`` also says why.
+    A plaintext caller's "Socket closed" counts only there, where the caller's
+    own credentials are known.
+    """
+    text = (details or "").lower()
+    return code == grpc.StatusCode.UNAVAILABLE and (
+        "handshake failed" in text or "ssl_error" in text or "tsi_" in text
+    )

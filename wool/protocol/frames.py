@@ -466,9 +466,7 @@ def decode_members(data: bytes, source: str = "gossip") -> list[MemberRecord]:
         raise ProtocolError(f"malformed member list: {exc}") from None
     return [
         MemberRecord(
-            PeerRecord(
-                e.id, e.address, e.pid, tuple(e.tags), e.control, e.incarnation, source
-            ),
+            PeerRecord(e.id, e.address, e.pid, tuple(e.tags), e.control, e.incarnation, source),
             e.heartbeat,
             e.left,
         )

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import asyncio
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any, Final, Generic, Protocol, TypeVar
 
 from wool.protocol.reader import Read, StreamReader
@@ -53,6 +53,8 @@ class Writer(Protocol[M_contra]):
     """
 
     def send(self, frame: M_contra) -> None: ...
+
+    def requeue(self, frames: Sequence[M_contra]) -> None: ...
 
     def close(self) -> None: ...
 
@@ -170,6 +172,10 @@ class PlainWriter(Generic[M]):
             return
         self.outbox.append(frame)
         self._wake()
+
+    def requeue(self, frames: Sequence[M]) -> None:
+        """Put ``frames`` back at the head of the outbox: they leave before anything sent since."""
+        self.outbox[:0] = frames
 
     def close(self) -> None:
         """Drop what is queued; a write in flight finishes, then the task ends."""

@@ -12,7 +12,7 @@ never cancel the stream.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable, Coroutine
+from collections.abc import Callable, Coroutine, Sequence
 from functools import partial
 from typing import Any, Final, Generic, TypeVar
 
@@ -32,23 +32,23 @@ class Salvage(Generic[M]):
     error)`` hears of every frame that cannot be encoded even alone and
     returns what to send in its place, or None. Frames that encode alone
     but not together (too large for one message) leave one message each:
-    the first now, the rest re-sent through ``resend``, in order, on the
-    next loop step. Only when even a replacement cannot be encoded does
+    the first now, the rest handed to ``requeue`` at once, which puts them
+    back at the head of the writer's outbox, so nothing sent later can
+    overtake them. Only when even a replacement cannot be encoded does
     this raise, and the writer then fails the stream.
     """
 
-    __slots__ = ("_encode", "_loop", "_reject", "_resend")
+    __slots__ = ("_encode", "_reject", "_requeue")
 
     def __init__(
         self,
         encode: Callable[[list[M]], bytes],
         reject: Reject[M],
-        resend: Callable[[M], None],
+        requeue: Callable[[list[M]], None],
     ) -> None:
         self._encode = encode
         self._reject = reject
-        self._resend = resend
-        self._loop = asyncio.get_running_loop()
+        self._requeue = requeue
 
     def __call__(self, frames: list[M]) -> bytes:
         try:
@@ -72,12 +72,9 @@ class Salvage(Generic[M]):
         except Exception:
             if len(kept) < 2:
                 raise
-        self._loop.call_soon(self._resend_all, kept[1:])
-        return self._encode(kept[:1])
-
-    def _resend_all(self, frames: list[M]) -> None:
-        for frame in frames:
-            self._resend(frame)
+        first = self._encode(kept[:1])
+        self._requeue(kept[1:])
+        return first
 
 
 class FrameWriter(Generic[M]):
@@ -107,6 +104,10 @@ class FrameWriter(Generic[M]):
         self.outbox.append(frame)
         if not self.writing:
             self._write_next()
+
+    def requeue(self, frames: Sequence[M]) -> None:
+        """Put ``frames`` back at the head of the outbox: they leave before anything sent since."""
+        self.outbox[:0] = frames
 
     def close(self) -> None:
         self.closed = True

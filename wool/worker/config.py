@@ -23,11 +23,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Final
 
-from wool.errors import WoolError
+from wool.credentials import WorkerCredentials, checked_secret
+from wool.credentials import read_secret as read_secret_file
+from wool.errors import CredentialsError, WoolError
 
 SECRET_ENV: Final = "WOOL_SECRET"
-MIN_SECRET: Final = 16
-"""Bytes a mesh secret must have at least (``wool certs init`` writes 64)."""
 DEFAULT_DRAIN_GRACE: Final = 10.0
 """Seconds a SIGTERM'd durable worker lets in-flight calls finish before cancelling them."""
 
@@ -136,12 +136,6 @@ class WorkerConfig:
         credentials = None
         if self.tls:
             try:
-                from wool.credentials import WorkerCredentials
-            except ImportError as exc:
-                raise WorkerConfigError(
-                    f"--tls-ca needs wool.credentials, which this build lacks ({exc})"
-                ) from exc
-            try:
                 credentials = WorkerCredentials.from_files(
                     ca_path=str(self.tls_ca),
                     key_path=str(self.tls_key),
@@ -163,24 +157,18 @@ _NO_SECRET: Final = (
 
 
 def read_secret(path: Path) -> bytes:
-    """A mesh secret file's bytes, trailing whitespace (a newline) removed.
-
-    The same bytes as ``WOOL_SECRET`` holding the file's text, so either
-    source works with the same secret.
-    """
+    """``wool.read_secret``, with its error as a WorkerConfigError."""
     try:
-        secret = path.read_bytes().rstrip()
-    except OSError as exc:
-        raise WorkerConfigError(f"cannot read --secret-file {path}: {exc.strerror}") from exc
-    return _long_enough(secret, f"--secret-file {path}")
+        return read_secret_file(path)
+    except CredentialsError as exc:
+        raise WorkerConfigError(f"--secret-file: {exc}") from exc
 
 
 def _long_enough(secret: bytes, where: str) -> bytes:
-    if len(secret) < MIN_SECRET:
-        raise WorkerConfigError(
-            f"{where} holds {len(secret)} bytes; a mesh secret needs at least {MIN_SECRET}"
-        )
-    return secret
+    try:
+        return checked_secret(secret, where)
+    except CredentialsError as exc:
+        raise WorkerConfigError(str(exc)) from exc
 
 
 def resolve(
@@ -288,6 +276,8 @@ def check_seed(seed: str) -> None:
 
 
 def is_loopback(host: str) -> bool:
+    """Whether ``host`` (``[::1]`` brackets allowed) is reachable from this machine only."""
+    host = host.strip("[]")
     if host == "localhost":
         return True
     try:

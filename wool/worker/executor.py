@@ -16,7 +16,7 @@ from collections.abc import Callable
 from functools import partial
 from typing import Any
 
-from wool import codec, contextvar, task
+from wool import callglobals, codec, contextvar, registry, task
 from wool.errors import DispatchTimeout, SerializationError
 from wool.protocol.frames import (
     CANCELLED,
@@ -57,11 +57,14 @@ class Session:
     def __init__(self, number: int, write: Write, abort: Callable[[BaseException], None]) -> None:
         self.number = number
         self.writer: Writer[Frame] = make_writer(
-            write, abort, Salvage(encode, self._reject, self.emit)
+            write, abort, Salvage(encode, self._reject, self._requeue)
         )
         self.tasks: dict[int, asyncio.Task] = {}
         self.resumes: dict[int, asyncio.Queue[Resume]] = {}
         self.contexts: dict[int, Payload] = {}  # Context frames waiting for their Dispatch/Resume
+
+    def _requeue(self, frames: list[Frame]) -> None:
+        self.writer.requeue(frames)
 
     def emit(self, frame: Frame) -> None:
         self.writer.send(frame)
@@ -78,7 +81,7 @@ class Session:
         what = _WHAT.get(frame.kind, "outcome")
         if frame.kind == RAISE:
             what = f"{frame.error_type} it raised ({frame.error_message[:200]!r})"
-        return _raise_frame(
+        return raise_frame(
             frame.call, SerializationError(f"the {what} could not be sent back: {error}")
         )
 
@@ -86,7 +89,8 @@ class Session:
 _WHAT = {RETURN: "value it returned", YIELD: "value it yielded"}
 
 
-def _raise_frame(call: int, exc: BaseException) -> Outcome:
+def raise_frame(call: int, exc: BaseException) -> Outcome:
+    """The RAISE outcome telling ``call``'s caller about ``exc`` (never raises itself)."""
     payload, type_name, message, text = codec.encode_exception(exc)
     return Outcome(call, RAISE, payload, type_name, message, text)
 
@@ -121,7 +125,7 @@ class Executor:
                     running.cancel()
                     running.add_done_callback(partial(self._confirm_cancel, session, frame.call))
             elif type(frame) is Value:
-                codec.values.put(frame.digest, frame.data)
+                callglobals.values.put(frame.digest, frame.data)
             elif type(frame) is Context:
                 session.contexts[frame.call] = frame.values
 
@@ -151,20 +155,20 @@ class Executor:
 
     def _resolve(self, session: Session, frame: Dispatch) -> Routine | None:
         if frame.digest:
-            routine = codec.routines.get(frame.digest)
+            routine = registry.routines.get(frame.digest)
             if routine is None:
                 if not frame.code:
                     session.emit(NeedCode(frame.call, frame.digest))
                     return None
-                routine = codec.routines.rebuild(
+                routine = registry.routines.rebuild(
                     frame.uid, frame.digest, frame.code, frame.qualname, frame.generator
                 )
                 self.code_received += 1
             _ = routine.function  # unpickled on first use: fail here, as a load error
             if frame.globals:
                 try:
-                    namespace = codec.values.namespace(frame.globals, routine.__module__)
-                except codec.MissingValue as missing:
+                    namespace = callglobals.values.namespace(frame.globals, routine.__module__)
+                except callglobals.MissingValue as missing:
                     session.emit(NeedCode(frame.call, missing.digest))
                     return None
                 return routine.bound(namespace)
@@ -172,7 +176,7 @@ class Executor:
         key = (frame.module, frame.qualname)
         routine = self._cache.get(key)
         if routine is None:
-            routine = self._cache[key] = codec.lookup(frame.module, frame.qualname)
+            routine = self._cache[key] = registry.lookup(frame.module, frame.qualname)
         return routine
 
     def _start(self, session: Session, frame: Dispatch) -> None:
@@ -190,7 +194,7 @@ class Executor:
                 f"worker {self.worker_id} could not load {where}{frame.qualname}() or its "
                 f"arguments: {type(exc).__name__}: {exc}"
             )
-            session.emit(_raise_frame(call, error))
+            session.emit(raise_frame(call, error))
             self.executed.started += 1
             self.executed.failed += 1
             return
@@ -252,7 +256,7 @@ class Executor:
             reply = Outcome(call, CANCELLED)
         except BaseException as exc:  # SystemExit too: a routine must not end its worker
             counters.failed += 1
-            reply = _raise_frame(call, exc)
+            reply = raise_frame(call, exc)
             if contextvar.current() is not base:
                 back = _changes_if_possible(base)
         else:
@@ -304,7 +308,7 @@ class Executor:
             counters.failed += 1
             session.tasks.pop(call, None)
             session.resumes.pop(call, None)
-            reply(_raise_frame(call, exc))
+            reply(raise_frame(call, exc))
             return
         step: Resume = Resume(call, 0)
         try:
@@ -337,7 +341,7 @@ class Executor:
             reply(Outcome(call, CANCELLED))
         except BaseException as exc:
             counters.failed += 1
-            reply(_raise_frame(call, exc), _changes_if_possible(base))
+            reply(raise_frame(call, exc), _changes_if_possible(base))
         finally:
             session.tasks.pop(call, None)
             session.resumes.pop(call, None)

@@ -31,6 +31,7 @@ from __future__ import annotations
 import asyncio
 import ctypes
 import ctypes.util
+import logging
 import os
 import signal
 import sys
@@ -40,6 +41,7 @@ from collections.abc import Callable
 from typing import Final
 
 _PR_SET_PDEATHSIG = 1
+_log = logging.getLogger("wool")
 LOOP_ANSWER: Final = 0.5
 """Seconds a stop request waits for the event loop before the process exits hard."""
 PARENT_GONE: Final = 1.0
@@ -127,8 +129,12 @@ class Lifeline:
         def run() -> None:
             try:
                 for line in sys.stdin:
-                    if line.strip():
+                    if not line.strip():
+                        continue
+                    try:
                         on_line(line)
+                    except Exception:  # one bad line must not end the watch for EOF
+                        _log.exception("wool: ignored a control line it could not apply")
             except (OSError, ValueError):
                 pass
             self.request_stop(self.parent_gone())

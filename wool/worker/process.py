@@ -38,14 +38,14 @@ from typing import Any
 import grpc
 import grpc.aio
 
-from wool import codec
+from wool.credentials import WorkerCredentials
 from wool.errors import WoolError, WorkerLost
 from wool.mesh import context, transport
 from wool.mesh.client import MeshClient
-from wool.protocol.frames import RAISE, Dispatch, Frame, Outcome, PeerRecord
+from wool.protocol.frames import Dispatch, Frame, PeerRecord
 from wool.worker import lifeline, output
 from wool.worker.config import WorkerConfig, is_loopback, is_wildcard, join_address
-from wool.worker.executor import Executor, Session
+from wool.worker.executor import Executor, Session, raise_frame
 from wool.worker.service import SERVER_OPTIONS, ControlService, DispatchService, Gate
 
 SHUTDOWN_GRACE = 0.3
@@ -99,20 +99,22 @@ def _peers(message: dict) -> list[PeerRecord]:
 async def serve(args: argparse.Namespace, config: dict[str, Any], report: Any | None) -> None:
     """Serve until told to stop; ``report`` is the ready pipe (None: report nothing)."""
     gate = Gate(bytes.fromhex(config["secret"]))
+    tls = config.get("tls")  # PEM strings, only ever on stdin
+    credentials = WorkerCredentials.from_config(tls) if tls else None
     loop = asyncio.get_running_loop()
-    mesh = MeshClient(gate.secret)
+    mesh = MeshClient(gate.secret, credentials=credentials)
     context.set_default(mesh)
     executor = Executor(loop, args.id)
 
     server = grpc.aio.server(options=SERVER_OPTIONS)
-    port = transport.add_port(server, f"{args.host}:{args.port}", None)
+    port = transport.add_port(server, f"{args.host}:{args.port}", credentials)
     server.add_generic_rpc_handlers((DispatchService(gate, executor).handler(),))
     await server.start()
     address = f"{args.host}:{port}"
 
     identity = PeerRecord(args.id, address, os.getpid(), tuple(args.tag))
     control = ControlService(gate, identity, executor, mesh)
-    control_server, control_port = _start_control(args.host, control.handler())
+    control_server, control_port = _start_control(args.host, control.handler(), credentials)
     control_address = f"{args.host}:{control_port}"
     control.identity = identity = PeerRecord(
         args.id, address, os.getpid(), tuple(args.tag), control_address
@@ -176,21 +178,15 @@ class _DrainingExecutor(Executor):
     draining = False
 
     def receive(self, session: Session, frames: list[Frame]) -> None:
-        if self.draining:
-            kept: list[Frame] = []
-            for frame in frames:
-                if type(frame) is Dispatch:
-                    session.emit(_refusal(frame.call, self.worker_id))
-                else:
-                    kept.append(frame)
-            frames = kept
-        super().receive(session, frames)
-
-
-def _refusal(call: int, worker_id: str) -> Outcome:
-    error = WorkerLost(f"worker {worker_id} is shutting down and took no new call")
-    payload, type_name, message, text = codec.encode_exception(error)
-    return Outcome(call, RAISE, payload, type_name, message, text)
+        if not self.draining:
+            super().receive(session, frames)
+            return
+        refused = {frame.call for frame in frames if type(frame) is Dispatch}
+        super().receive(session, [f for f in frames if type(f) is not Dispatch])
+        for call in refused:
+            session.contexts.pop(call, None)  # the Context that came with it: never used
+            error = WorkerLost(f"worker {self.worker_id} is shutting down and took no new call")
+            session.emit(raise_frame(call, error))
 
 
 def _advertised(config: WorkerConfig, port: int) -> tuple[str, str]:
@@ -291,7 +287,7 @@ async def serve_durable(config: WorkerConfig) -> int:
         _log.warning("wool worker %s: %s", config.id, warning)
     loop = asyncio.get_running_loop()
     gate = Gate(config.secret)
-    mesh = _mesh_client(config.secret, config.credentials)
+    mesh = MeshClient(config.secret, credentials=config.credentials)
     context.set_default(mesh)
     executor = _DrainingExecutor(loop, config.id)
 
@@ -335,16 +331,6 @@ async def serve_durable(config: WorkerConfig) -> int:
     await mesh.close_loop()
     _log.info("wool worker %s stopped", config.id)
     return 0
-
-
-def _mesh_client(secret: bytes, credentials: Any) -> MeshClient:
-    if credentials is None:
-        return MeshClient(secret)
-    make: Callable[..., MeshClient] = MeshClient
-    try:
-        return make(secret, credentials=credentials)
-    except TypeError as exc:  # a build whose MeshClient predates TLS
-        raise RuntimeError(f"this build's MeshClient cannot use TLS credentials: {exc}") from exc
 
 
 async def _drain(

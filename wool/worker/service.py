@@ -54,30 +54,36 @@ SERVER_OPTIONS: Final = (
 )
 
 
-_REFUSED: Final = "wool: wrong or missing mesh credentials"
 _NO_GOSSIP: Final = "wool: this worker does not gossip; ask its control address"
 
 
 class Gate:
-    """Checks the mesh secret on every call; counts the calls it turned away."""
+    """Checks the mesh secret on every call, once per nonce; counts the calls it turned away.
+
+    A refused call ends UNAUTHENTICATED with ``wool: <why>`` (``auth.Refused``:
+    wrong secret, stale or replayed handshake) before any of its payload is read.
+    """
 
     def __init__(self, secret: bytes) -> None:
         self.secret = secret
         self.rejected = 0
+        self.replays = auth.ReplayGuard()
 
     async def admit(self, context: grpc.aio.ServicerContext) -> str:
         """The caller's nonce; aborts the call with UNAUTHENTICATED otherwise."""
-        nonce = auth.verify_caller(context.invocation_metadata() or (), self.secret)
-        if nonce is None:
+        try:
+            return auth.check_caller(context.invocation_metadata() or (), self.secret, self.replays)
+        except auth.Refused as exc:
             self.rejected += 1
-            await context.abort(grpc.StatusCode.UNAUTHENTICATED, _REFUSED)
-        assert nonce is not None
-        return nonce
+            await context.abort(grpc.StatusCode.UNAUTHENTICATED, f"wool: {exc}")
+            raise
 
     def admit_sync(self, context: grpc.ServicerContext) -> None:
-        if auth.verify_caller(context.invocation_metadata() or (), self.secret) is None:
+        try:
+            auth.check_caller(context.invocation_metadata() or (), self.secret, self.replays)
+        except auth.Refused as exc:
             self.rejected += 1
-            context.abort(grpc.StatusCode.UNAUTHENTICATED, _REFUSED)
+            context.abort(grpc.StatusCode.UNAUTHENTICATED, f"wool: {exc}")
 
 
 class DispatchService:

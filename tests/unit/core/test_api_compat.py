@@ -280,19 +280,14 @@ def test_discovery_arguments_are_checked(argument: dict, error: type, match: str
         wool.WorkerPool(discovery=wool.LocalDiscovery("compat-test"), **argument)
 
 
-def test_credentials_are_for_durable_pools_only() -> None:
-    import inspect
-
+def test_credentials_are_accepted_by_durable_and_hybrid_pools() -> None:
     from wool.credentials import WorkerCredentials
-    from wool.mesh.client import MeshClient
 
-    if "credentials" not in inspect.signature(MeshClient).parameters:
-        pytest.skip("MeshClient(credentials=) is not in this tree yet (transport security)")
     creds = object.__new__(WorkerCredentials)  # only its type matters here
     pool = wool.WorkerPool(discovery=wool.LocalDiscovery("compat-test"), credentials=creds)
     assert pool.size == 0
-    with pytest.raises(wool.UnsupportedArgument, match="durable pool"):
-        wool.WorkerPool(spawn=1, discovery=wool.LocalDiscovery("x"), credentials=creds)
+    hybrid = wool.WorkerPool(spawn=1, discovery=wool.LocalDiscovery("x"), credentials=creds)
+    assert hybrid.size == 1
 
 
 @pytest.mark.parametrize(

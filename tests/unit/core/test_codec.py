@@ -74,133 +74,11 @@ def test_exception_that_cannot_be_rebuilt_becomes_remote_error() -> None:
     assert exc.type_name.endswith("Unrebuildable")
 
 
-def test_routine_code_is_digested_once_and_self_references_resolve() -> None:
-    ns: dict = {"__name__": "__main__", "wool": wool}
-    exec(
-        "@wool.routine\nasync def again(n):\n    return await again(n - 1) if n else 0\n",
-        ns,
-    )
-    routine = ns["again"]
-    assert not routine.importable
-    ref = routine.by_value()
-    assert routine.by_value() is ref
-    assert ref.digest == codec.digest_of(ref.code)
-    rebuilt = codec.rebuild_routine(ref.uid, ref.digest, ref.code, "again", False)
-    snapshot = codec.snapshot(routine.function, "again")
-    assert snapshot is not None
-    cache = codec.ValueCache(1 << 20)
-    for digest, data in snapshot[1].items():
-        assert cache.put(digest, data)
-    bound = rebuilt.bound(cache.namespace(snapshot[0], "__main__"))
-    again = bound.function.__globals__["again"]
-    assert again.uid == routine.uid and again.function.__globals__ is bound.function.__globals__
-    assert pickle.loads(pickle.dumps(routine)).uid == routine.uid
-
-
 def test_routine_rejects_plain_functions() -> None:
     def sync() -> None: ...
 
     with pytest.raises(TypeError, match="async def"):
         wool.routine(sync)
-
-
-def _main_routine(source: str, **names: object) -> wool.Routine:
-    ns: dict = {"__name__": "__main__", "wool": wool, **names}
-    exec(source, ns)
-    return ns["task"]
-
-
-def test_an_unpicklable_global_is_named() -> None:
-    task = _main_routine(
-        "@wool.routine\nasync def task():\n    return gen, fine\n",
-        gen=(i for i in range(3)),
-        fine=1,
-    )
-    task.by_value()  # the code alone ships: globals travel with each call
-    with pytest.raises(wool.SerializationError, match=r"task\(\).*global 'gen' cannot be sent"):
-        codec.snapshot(task.function, "task")
-
-
-def test_a_global_over_the_message_limit_is_named_with_the_limit(
-    monkeypatch: pytest.MonkeyPatch,
-) -> None:
-    task = _main_routine(
-        "@wool.routine\nasync def task():\n    return len(blob)\n", blob=b"x" * (11 << 20)
-    )
-    assert codec.snapshot(task.function, "task") is not None  # no 10 MiB cap any more
-    monkeypatch.setattr(frames, "LIMIT", 1 << 20)
-    task.function.__globals__["blob"] = b"y" * (2 << 20)
-    with pytest.raises(
-        wool.SerializationError, match=r"global 'blob' \(bytes\).*over the 1\.0 MiB"
-    ):
-        codec.snapshot(task.function, "task")
-
-
-# -- globals read at every call -----------------------------------------------------
-
-
-def _ship(task: wool.Routine, cache: codec.ValueCache) -> dict[str, Any]:
-    """What a worker with ``cache`` would run ``task`` with, for a call made now."""
-    snapshot = codec.snapshot(task.function, "task")
-    assert snapshot is not None
-    for digest, data in snapshot[1].items():
-        cache.put(digest, data)
-    return cache.namespace(snapshot[0], "__main__")
-
-
-def test_a_routine_without_globals_has_no_snapshot() -> None:
-    task = _main_routine("@wool.routine\nasync def task(x):\n    return len(x)\n")
-    assert codec.snapshot(task.function, "task") is None
-
-
-def test_snapshots_follow_changes_mutations_and_helpers() -> None:
-    source = (
-        "def helper(x):\n    return x + SCALE\n"
-        "@wool.routine\nasync def task():\n    return helper(1), sum(data)\n"
-    )
-    ns: dict = {"__name__": "__main__", "wool": wool, "SCALE": 10, "data": [1, 2]}
-    exec(source, ns)
-    task, cache = ns["task"], codec.ValueCache(1 << 20)
-
-    def run() -> tuple:
-        namespace = _ship(task, cache)
-        helper = namespace["helper"]
-        assert helper.__globals__ is namespace  # helpers see the call's own values
-        return helper(1), sum(namespace["data"])
-
-    assert run() == (11, 3)
-    ns["SCALE"] = 100
-    ns["data"].append(100)
-    assert run() == (101, 103)
-    exec("def helper(x):\n    return x * 1000 + SCALE\n", ns)
-    assert run() == (1100, 103)
-
-
-def test_an_unchanged_global_is_not_pickled_again_and_hits_the_cache() -> None:
-    task = _main_routine("@wool.routine\nasync def task():\n    return big\n", big="x" * 1000)
-    first = codec.snapshot(task.function, "task")
-    again = codec.snapshot(task.function, "task")
-    assert first is not None and again is not None and first[0] == again[0]
-    [data] = [v for d, v in first[1].items() if d != first[0]]
-    [same] = [v for d, v in again[1].items() if d != again[0]]
-    assert same is data  # an immutable value bound to the same object is pickled once
-    cache = codec.ValueCache(1 << 20)
-    _ship(task, cache)
-    hits = cache.hits
-    received = cache.received
-    assert _ship(task, cache)["big"] == "x" * 1000
-    assert cache.hits == hits + 2 and cache.received == received
-
-
-def test_the_value_cache_is_bounded_by_bytes_and_rejects_wrong_digests() -> None:
-    cache = codec.ValueCache(100)
-    blobs = [bytes([i]) * 60 for i in range(3)]
-    for blob in blobs:
-        assert cache.put(codec.value_digest(blob), blob)
-    assert cache.size == 60  # the newest stays; older ones were evicted
-    assert not cache.put(codec.value_digest(b"a"), b"b")
-    with pytest.raises(codec.MissingValue):
-        cache.namespace(codec.value_digest(blobs[0]), "__main__")
 
 
 # -- objects that belong to one process, and sizes --------------------------------
@@ -363,37 +241,32 @@ def _blob(data: memoryview) -> Blob:
 
 def test_large_buffers_are_hashed_in_place_and_rebuilt_without_a_copy() -> None:
     blob = Blob(bytearray(b"ab" * 5000))
-    found = codec._pickled_buffers({"blob": blob})
+    found = codec.pickled_buffers({"blob": blob})
     assert isinstance(found, codec.Buffers)  # the buffer was left out of the pickle
     data, digest = bytes(found), found.digest()
     assert digest == codec.value_digest(data)  # what the worker checks on arrival
-    rebuilt = codec._load(data)["blob"]
+    rebuilt = codec.load_buffers(data)["blob"]
     assert bytes(rebuilt.data) == bytes(blob.data)
     assert rebuilt.data.readonly and rebuilt.data.obj is data  # a view of the cached bytes
-    assert codec._load(b"") is None
+    assert codec.load_buffers(b"") is None
     blob.data[0] = 0  # a mutation changes the digest: the next call sends it again
-    changed = codec._pickled_buffers({"blob": blob})
+    changed = codec.pickled_buffers({"blob": blob})
     assert isinstance(changed, codec.Buffers) and changed.digest() != digest
 
 
-def test_the_memo_reuses_an_unchanged_snapshot_and_notices_every_change() -> None:
-    ns: dict = {"__name__": "__main__", "wool": wool, "N": 1, "items": [1]}
-    exec(
-        "def helper():\n    return N\n"
-        "@wool.routine\nasync def task():\n    return helper(), items\n",
-        ns,
-    )
-    task = ns["task"]
-    first = task.snapshot()
-    assert first is not None and task.snapshot() is first  # nothing changed: reused whole
-    ns["items"].append(2)
-    mutated = task.snapshot()
-    assert mutated is not None and mutated[0] != first[0]
-    ns["N"] = 2
-    rebound = task.snapshot()
-    assert rebound is not None and rebound[0] != mutated[0]
-    exec("def other():\n    return N + 1\n", ns)
-    ns["helper"].__code__ = ns["other"].__code__  # same function object, new code
-    recoded = task.snapshot()
-    assert recoded is not None and recoded[0] != rebound[0]
-    assert task.snapshot() is recoded
+class _Exit(Exception):
+    def __str__(self) -> str:
+        raise SystemExit(3)
+
+
+class _Interrupt(Exception):
+    def __reduce__(self) -> tuple:
+        raise KeyboardInterrupt
+
+
+@pytest.mark.parametrize("exc", [_Exit(), _Interrupt("x")])
+def test_encode_exception_never_raises_even_base_exceptions(exc: BaseException) -> None:
+    payload, type_name, message, text = codec.encode_exception(_raise(exc))
+    assert type_name.endswith(type(exc).__qualname__) and text
+    rebuilt = codec.decode_exception(payload, type_name, message, text, "w")
+    assert isinstance(rebuilt, Exception)

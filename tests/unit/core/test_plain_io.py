@@ -276,7 +276,7 @@ async def test_a_frame_that_cannot_be_encoded_fails_alone_under_salvage(kind: ty
     def reject(frame: bytes, error: Exception) -> bytes:
         return b"rejected:" + type(error).__name__.encode()
 
-    writer: Writer[bytes] = kind(wire.write, errors.append, Salvage(encode, reject, print))
+    writer: Writer[bytes] = kind(wire.write, errors.append, Salvage(encode, reject, lambda _: None))
     wire.hold = True
     writer.send(b"0")
     await settle(lambda: len(wire.gates) == 1)

@@ -60,9 +60,9 @@ def small_limit(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 def writer_for(kind: type, stream: Stream, reject: Callable | None = None) -> Any:
-    """A writer of ``kind`` encoding through Salvage, which re-sends through it (as owners do)."""
+    """A writer of ``kind`` encoding through Salvage, which requeues into it (as owners do)."""
     writer: Any = None
-    salvage = Salvage(frames.encode, reject or stream.reject, lambda f: writer.send(f))
+    salvage = Salvage(frames.encode, reject or stream.reject, lambda fs: writer.requeue(fs))
     writer = kind(stream.write, stream.errors.append, salvage)
     return writer
 
@@ -122,3 +122,12 @@ async def test_a_replacement_that_cannot_be_encoded_fails_the_stream(kind: type)
             await asyncio.sleep(0)
     assert writer.closed and stream.messages == []
     assert isinstance(stream.errors[0], wool.SerializationError)
+
+
+def test_frames_split_apart_go_back_to_the_head_of_the_outbox_at_once() -> None:
+    requeued: list[Frame] = []
+    salvage = Salvage(frames.encode, Stream().reject, requeued.extend)
+    sent = frames.decode(salvage([value(2, LIMIT // 2), value(3, LIMIT // 2)]))
+    assert calls(sent) == [(2, RETURN)]
+    # Back before the encode returns, so a frame sent afterwards cannot overtake call 3.
+    assert [f.call for f in requeued] == [3]

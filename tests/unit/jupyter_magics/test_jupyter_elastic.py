@@ -9,7 +9,6 @@ builds from the user's arguments, what it says, and the joins and leaves it logs
 from __future__ import annotations
 
 import asyncio
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, ClassVar
@@ -105,10 +104,8 @@ def mesh(shell: InteractiveShell, monkeypatch: pytest.MonkeyPatch) -> Iterator[K
     FakePool.made = []
     FakePool.fail_start = None
     monkeypatch.setattr(wool, "WorkerPool", FakePool)
-    monkeypatch.setattr(wool, "WorkerCredentials", FakeCredentials, raising=False)
-    discovery = type(sys)("wool.discovery")
-    discovery.SeedDiscovery = FakeSeedDiscovery  # type: ignore[attr-defined]
-    monkeypatch.setitem(sys.modules, "wool.discovery", discovery)
+    monkeypatch.setattr(wool, "WorkerCredentials", FakeCredentials)
+    monkeypatch.setattr(wool, "SeedDiscovery", FakeSeedDiscovery, raising=False)
     settings = Wool(parent=shell)
     settings.start_timeout = 5
     backend = KernelMesh(shell, settings)
@@ -220,14 +217,6 @@ def test_an_empty_secret_file_is_refused(
     empty.write_text("\n")
     with pytest.raises(CredentialsError, match="holds 0 bytes"):
         mesh.connect(remote(files, secret_file=str(empty)))
-
-
-def test_without_discovery_in_wool_connect_says_what_is_missing(
-    mesh: KernelMesh, files: dict[str, str], monkeypatch: pytest.MonkeyPatch
-) -> None:
-    monkeypatch.setitem(sys.modules, "wool.discovery", None)
-    with pytest.raises(wool.UnsupportedArgument, match="SeedDiscovery"):
-        mesh.connect(remote(files))
 
 
 async def test_an_unreachable_mesh_fails_like_a_start(

@@ -46,8 +46,9 @@ def test_old_ipython_hides_the_note_without_the_extension(
 
 
 def test_the_extension_shows_a_note_the_formatter_left_out_once(
-    loaded: WoolMagics, shell: InteractiveShell, old_ipython: None, capsys
+    old_ipython: None, loaded: WoolMagics, shell: InteractiveShell, capsys
 ) -> None:
+    # old_ipython first: the extension must wrap the formatter that leaves notes out.
     text = shown(shell, capsys, RAISE)
     assert text.count(NOTE) == 1
     assert text.index("ValueError") < text.index(NOTE)
