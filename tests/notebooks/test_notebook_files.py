@@ -40,7 +40,10 @@ def test_notebook_explains_itself(path: Path) -> None:
     assert sum(cell.cell_type == "markdown" for cell in notebook.cells) >= 3
 
 
-@pytest.mark.parametrize("path", notebook_paths(), ids=lambda path: path.stem)
+LOCAL = [p for p in notebook_paths() if p.stem != "multihost"]
+
+
+@pytest.mark.parametrize("path", LOCAL, ids=lambda path: path.stem)
 def test_notebook_starts_a_small_mesh_and_stops_it(path: Path) -> None:
     """Two workers fit on Binder and on CI; the last code cell stops them."""
     notebook = nbformat.read(path, as_version=4)
@@ -48,6 +51,16 @@ def test_notebook_starts_a_small_mesh_and_stops_it(path: Path) -> None:
     assert "%load_ext wool" in code
     assert "%wool start -n 2" in code
     assert code[-1] == "%wool stop"
+
+
+def test_the_multihost_notebook_connects_and_disconnects() -> None:
+    """Its workers are separate ``wool worker`` processes: it connects to them, then leaves."""
+    notebook = nbformat.read(NOTEBOOKS / "multihost.ipynb", as_version=4)
+    code = [cell.source.strip() for cell in notebook.cells if cell.cell_type == "code"]
+    assert "%load_ext wool" in code
+    connects = re.compile(r'%wool connect |run_line_magic\(\s*"wool",\s*f?"connect ')
+    assert any(connects.search(cell) for cell in code)
+    assert "%wool disconnect" in code
 
 
 def test_binder_installs_this_repository_with_its_jupyter_extras() -> None:

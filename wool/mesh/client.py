@@ -98,6 +98,10 @@ class MeshClient:
         with self._lock:
             self._records = {p.id: p for p in peers}
             self._live = tuple(p for p in self._records.values() if p.id not in self._lost)
+            for conns in list(self._loops.values()):
+                last = conns.last
+                if last is not None and last.peer.id not in self._records:
+                    conns.last = None  # a dropped peer is never picked again, even while warm
 
     def mark_lost(self, peer_id: str, reason: str) -> None:
         """Take ``peer_id`` out of service for good (its process is known to have exited)."""

@@ -233,7 +233,8 @@ class _Peers:
         seeds = list(config.seeds)
         if config.discovery:
             self._discovery = _discovery(config.discovery)
-            self._discovery.publish(self._me)
+            # Off the loop: LanDiscovery (zeroconf) refuses to block a running event loop.
+            await asyncio.to_thread(self._discovery.publish, self._me)
             seeds.extend(a for a in await self._discovery.find() if a != self._me.address)
         assert config.secret is not None
         membership = Membership(
@@ -252,7 +253,7 @@ class _Peers:
         try:
             async with asyncio.timeout(LEAVE_TIMEOUT + 1.0):
                 if self._discovery is not None:
-                    self._discovery.unpublish(self._me)
+                    await asyncio.to_thread(self._discovery.unpublish, self._me)
                 if self._membership is not None:
                     await asyncio.to_thread(self._membership.leave, LEAVE_TIMEOUT / 2)
                     _log.info("wool worker %s told its peers it leaves", self._config.id)
@@ -392,6 +393,8 @@ def run_durable(config: WorkerConfig) -> int:
         status = loop.run_until_complete(serve_durable(config))
     except (RuntimeError, ValueError, ImportError, WoolError) as exc:  # cannot bind, no extra
         _log.error("wool worker %s: %s", config.id, exc)
+    except Exception:  # anything else still says why the worker could not run
+        _log.exception("wool worker %s failed", config.id)
     finally:
         sys.stdout.flush()
         sys.stderr.flush()
