@@ -40,11 +40,19 @@ def notebook_paths() -> list[Path]:
     return sorted(NOTEBOOKS.glob("*.ipynb"))
 
 
+DURABLE_MARK = "wool-multihost-"
+"""In the work directory of every ``wool worker`` the multihost notebook starts."""
+
+
 def workers_of(owner: int) -> list[psutil.Process]:
-    """Live ``wool.worker`` processes started by the process ``owner``."""
+    """Live ``wool.worker`` processes started by the process ``owner``, and durable workers
+    a notebook started (they have no owner to watch, and outlive a kernel that dies)."""
     found = []
     for proc in psutil.process_iter(["cmdline"]):
         cmdline = proc.info["cmdline"] or []
+        if "worker" in cmdline and any(DURABLE_MARK in arg for arg in cmdline):
+            found.append(proc)
+            continue
         if "wool.worker" not in cmdline or "--owner" not in cmdline:
             continue
         at = cmdline.index("--owner")
