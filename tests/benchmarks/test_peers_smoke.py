@@ -9,9 +9,11 @@ full comparison (``make bench-peers``) stays out of the test suite.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 import os
+import signal
 import subprocess
 import sys
 import time
@@ -78,8 +80,11 @@ def test_harness_runs_wools_column_with_tiny_counts(tmp_path: Path) -> None:
         done = subprocess.run(command, env=env, capture_output=True, text=True, timeout=90)
     finally:
         left = _wait_gone(token, 20.0)
-    assert done.returncode == 0, done.stdout + done.stderr
+        for pid in left:  # ours: they carry this run's token
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
     assert left == [], f"processes outlived the run: {left}"
+    assert done.returncode == 0, done.stdout + done.stderr
 
     results = json.loads((out / "peers.json").read_text())
     wool = results["passes"][0]["wool"]

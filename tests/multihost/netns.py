@@ -46,6 +46,12 @@ def can_run() -> str | None:
         return "needs root to create network namespaces (run as root, or in CI)"
     if shutil.which("ip") is None:
         return "needs iproute2 (`ip`)"
+    probe = f"wprobe{os.getpid()}"
+    try:  # root without CAP_NET_ADMIN (a container) cannot make namespaces
+        _ip("netns", "add", probe)
+    except (subprocess.CalledProcessError, subprocess.TimeoutExpired) as exc:
+        return f"cannot create a network namespace here ({exc})"
+    _ip("netns", "del", probe)
     return None
 
 
