@@ -107,32 +107,7 @@ class KernelSession:
     def run(self, code: str, timeout: float | None = None) -> str:
         """Run ``code``; return its stdout. Raises on an error or past ``timeout``."""
         limit = self.timeout if timeout is None else timeout
-        kc = self._kc
-        msg_id = kc.execute(code)
-        deadline = time.monotonic() + limit
-        out: list[str] = []
-        error: str | None = None
-        while True:
-            left = deadline - time.monotonic()
-            if left <= 0:
-                self._km.interrupt_kernel()
-                raise TimeoutError(f"kernel cell took over {limit:g} s: {code.splitlines()[0]}")
-            try:
-                msg = kc.get_iopub_msg(timeout=min(left, 1.0))
-            except queue.Empty:
-                continue
-            if msg["parent_header"].get("msg_id") != msg_id:
-                continue
-            kind, content = msg["msg_type"], msg["content"]
-            if kind == "stream" and content["name"] == "stdout":
-                out.append(content["text"])
-            elif kind == "error":
-                error = f"{content['ename']}: {content['evalue']}"
-            elif kind == "status" and content["execution_state"] == "idle":
-                break
-        if error is not None:
-            raise RuntimeError(f"kernel cell failed: {error}")
-        return "".join(out)
+        return run_cell(self._kc, self._km, code, limit)
 
     def latency(self, warmup: int, calls: int) -> dict[str, float]:
         """Run :func:`kernel_cell` and parse its measurement."""
@@ -221,3 +196,32 @@ def render(report: dict[str, Any]) -> str:
         f"kernel+widget / kernel p50 = {report['widget_over_kernel']:.2f}x"
     )
     return "\n".join(lines)
+
+
+def run_cell(kc: Any, km: Any, code: str, timeout: float) -> str:
+    """Execute ``code`` in a kernel; its stdout. Raises on an error, interrupts past ``timeout``."""
+    msg_id = kc.execute(code)
+    deadline = time.monotonic() + timeout
+    out: list[str] = []
+    error: str | None = None
+    while True:
+        left = deadline - time.monotonic()
+        if left <= 0:
+            km.interrupt_kernel()
+            raise TimeoutError(f"kernel cell took over {timeout:g} s: {code.splitlines()[0]}")
+        try:
+            msg = kc.get_iopub_msg(timeout=min(left, 1.0))
+        except queue.Empty:
+            continue
+        if msg["parent_header"].get("msg_id") != msg_id:
+            continue
+        kind, content = msg["msg_type"], msg["content"]
+        if kind == "stream" and content["name"] == "stdout":
+            out.append(content["text"])
+        elif kind == "error":
+            error = f"{content['ename']}: {content['evalue']}"
+        elif kind == "status" and content["execution_state"] == "idle":
+            break
+    if error is not None:
+        raise RuntimeError(f"kernel cell failed: {error}")
+    return "".join(out)

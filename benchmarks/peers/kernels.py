@@ -10,12 +10,14 @@ cluster and prints one :data:`workload.MARK` line, so Jupyter's messaging is not
 from __future__ import annotations
 
 import json
-import queue
-import time
+import sys
 from pathlib import Path
 from typing import Any
 
 import workload
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+from kernel_latency import run_cell
 
 #: Bound on the kernel starting and answering its first request.
 START_TIMEOUT = 120.0
@@ -43,35 +45,6 @@ def cell(peers_dir: Path, module: str, target: str, warmup: int, calls: int) -> 
         f"_r = await workload.kernel_latency(_adapter, {warmup}, {calls})\n"
         "print(workload.MARK + json.dumps(_r))\n"
     )
-
-
-def _run(kc: Any, km: Any, code: str, timeout: float) -> str:
-    """Execute ``code``; return its stdout. Raises on an error or past ``timeout``."""
-    msg_id = kc.execute(code)
-    deadline = time.monotonic() + timeout
-    out: list[str] = []
-    error: str | None = None
-    while True:
-        left = deadline - time.monotonic()
-        if left <= 0:
-            km.interrupt_kernel()
-            raise TimeoutError(f"kernel cell took over {timeout:g} s")
-        try:
-            msg = kc.get_iopub_msg(timeout=min(left, 1.0))
-        except queue.Empty:
-            continue
-        if msg["parent_header"].get("msg_id") != msg_id:
-            continue
-        kind, content = msg["msg_type"], msg["content"]
-        if kind == "stream" and content["name"] == "stdout":
-            out.append(content["text"])
-        elif kind == "error":
-            error = f"{content['ename']}: {content['evalue']}"
-        elif kind == "status" and content["execution_state"] == "idle":
-            break
-    if error is not None:
-        raise RuntimeError(f"kernel cell failed: {error}")
-    return "".join(out)
 
 
 def measure(
@@ -104,7 +77,7 @@ def measure(
         kc = km.blocking_client()
         kc.start_channels()
         kc.wait_for_ready(timeout=START_TIMEOUT)
-        text = _run(kc, km, cell(peers_dir, module, target, warmup, calls), timeout)
+        text = run_cell(kc, km, cell(peers_dir, module, target, warmup, calls), timeout)
         for line in text.splitlines():
             if line.startswith(workload.MARK):
                 return dict(json.loads(line[len(workload.MARK) :]))
