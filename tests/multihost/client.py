@@ -117,12 +117,37 @@ async def counters(pool: Any) -> dict[str, dict[str, int]]:
     }
 
 
+def since(before: dict[str, dict[str, int]], after: dict[str, dict[str, int]]) -> dict:
+    """Each worker's completed counts between two readings (in-flight as of the second)."""
+    out = {}
+    for peer, now in after.items():
+        was = before.get(peer, {})
+        out[peer] = {k: v if k == "in_flight" else v - was.get(k, 0) for k, v in now.items()}
+    return out
+
+
+async def converged(pool: Any, expect: int) -> None:
+    """Wait until every worker knows ``expect`` peers, so nested calls can cross hosts.
+
+    Durable workers learn of each other by gossip after they report ready; a
+    call made before that keeps all its nested calls on the worker it landed on."""
+    deadline = time.monotonic() + BOUND
+    for peer in live_ids(pool):
+        while len(await routines.known_peers.options(worker=peer)()) < expect:
+            if time.monotonic() > deadline:
+                raise AssertionError(f"timed out after {BOUND}s waiting for {peer} to see peers")
+            await asyncio.sleep(0.05)
+
+
 async def run(args: argparse.Namespace) -> None:
     async with asyncio.timeout(BOUND * 2):
         async with pool_of(args) as pool:
             await until(lambda: len(pool._mesh.live) >= args.expect, BOUND, "workers")
+            if args.converged:
+                await converged(pool, args.expect)
+            before = await counters(pool)
             result = await routines.fib(args.fib)
-            seen = await counters(pool)  # before the pinned calls below add to them
+            seen = since(before, await counters(pool))  # before the pinned calls below add to them
             ids = live_ids(pool)
             pids = {peer: await routines.whoami.options(worker=peer)() for peer in ids}
             emit(result=result, peers=ids, pids=pids, counters=seen)
@@ -323,6 +348,9 @@ def main() -> None:
     parser.add_argument("--tripwires", default="")
     parser.add_argument("--victim", default="")
     parser.add_argument("--expect", type=int, default=1)
+    parser.add_argument(
+        "--converged", action="store_true", help="run: first wait until each worker sees --expect"
+    )
     parser.add_argument("--fib", type=int, default=18)
     args = parser.parse_args()
     command = {"run": run, "partition": partition, "refusals": refusals, "hybrid": hybrid}

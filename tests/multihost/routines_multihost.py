@@ -29,3 +29,11 @@ async def hold(seconds: float) -> int:
 @wool.routine
 async def whoami() -> int:
     return os.getpid()
+
+
+@wool.routine
+async def known_peers() -> list[str]:
+    """The ids of the peers this worker would dispatch nested calls to now."""
+    from wool.mesh import context
+
+    return sorted(p.id for p in context.current().live)

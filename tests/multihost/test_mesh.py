@@ -57,7 +57,7 @@ def test_fib_18_from_the_client_host_crosses_every_worker(net: netns.Network, ce
     seed = f"{net.hosts[0].address}:{PORT}"
     report = net.hosts[2].python(
         CLIENT, "run", "--discovery", f"seed:{seed}", "--certs", str(certs),
-        "--expect", "3", "--fib", "18", timeout=90,
+        "--expect", "3", "--converged", "--fib", "18", timeout=90,
     )  # fmt: skip
     assert report["result"] == 2584
     ids = {worker_id(h) for h in net.hosts}

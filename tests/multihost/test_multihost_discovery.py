@@ -41,7 +41,7 @@ def test_lan_discovery_finds_workers_on_other_hosts(net: netns.Network, certs: P
     wait_ready(workers)
     report = h3.python(
         CLIENT, "run", "--discovery", "lan", "--certs", str(certs), "--expect", "2",
-        "--fib", "14", timeout=90,
+        "--converged", "--fib", "14", timeout=90,
     )  # fmt: skip
     assert report["result"] == 377
     _crossed(report, [worker_id(h1), worker_id(h2)])
@@ -62,7 +62,7 @@ def test_dns_join_resolves_a_name_to_every_address(net: netns.Network, certs: Pa
     wait_ready(workers)
     report = h3.python(
         CLIENT, "run", "--discovery", join, "--certs", str(certs), "--expect", "2",
-        "--fib", "14", timeout=90,
+        "--converged", "--fib", "14", timeout=90,
     )  # fmt: skip
     assert report["result"] == 377
     assert set(report["peers"]) == {worker_id(h1), worker_id(h2)}
