@@ -51,6 +51,11 @@ lint: setup          ## ruff, mypy over wool and wool_jupyter, and the users' vi
 bench: setup         ## dispatch latency, throughput, payload, nested fan-out, cold start
 	$(BIN)/python benchmarks/bench_dispatch.py
 
+.PHONY: bench-data
+# Not part of `test`: a few minutes, 256 MiB payloads, up to 8 workers (tests run `--quick`).
+bench-data: setup    ## payload sweep vs gRPC/TCP floors, no-op under a transfer, RSS, scaling, fib
+	$(BIN)/python benchmarks/bench_data.py
+
 .PHONY: bench-peers
 # Not part of `test`: minutes long, and it downloads Ray, Dask, ipyparallel and wool from PyPI
 # into virtualenvs under WOOL_PEERS_DIR (default /tmp/wool-peers).

@@ -419,7 +419,7 @@ class ValueCache:
         self._objects: dict[bytes, Any] = {}
         self._manifests: dict[bytes, tuple[tuple[str, int, bytes], ...]] = {}
 
-    def put(self, digest: bytes, data: bytes | memoryview) -> bool:
+    def put(self, digest: bytes, data: frames.Payload) -> bool:
         """Keep ``data`` under ``digest``; False (and nothing kept) when they do not match."""
         self.offered += len(data)
         if digest in self._data:

@@ -8,9 +8,16 @@ Which routines travel by value, and the globals they read, are decided in
 
 Objects that belong to one process (locks, sockets, open files,
 generators: whatever the C pickler refuses with "cannot pickle 'X'
-object") are refused with SerializationError, never copied by dill; and
-no encoded value may exceed ``frames.LIMIT``, checked here, before
-anything is written.
+object") are refused with SerializationError, never copied by dill.
+
+Large buffers (numpy arrays, pandas columns, bytes, bytearrays,
+memoryviews of ``LARGE`` bytes or more) are left out of band: the encoders
+return ``Buffers`` (a ``frames.Parts``) holding views of them, not copies,
+and the decoders rebuild them as views of the received memory. Small
+values stay plain ``bytes``, made as cheaply as before. No value may
+exceed the sender's limit (``MAX_PAYLOAD`` unless given) nor
+``frames.LIMIT``: sizes are summed before anything is copied, and
+PayloadTooLarge names the argument.
 """
 
 from __future__ import annotations
@@ -28,7 +35,8 @@ import traceback
 from types import FunctionType, TracebackType
 from typing import Any
 
-from wool.errors import RemoteError, SerializationError
+from wool import tuning
+from wool.errors import PayloadTooLarge, RemoteError, SerializationError
 from wool.protocol import frames
 
 PROTOCOL = pickle.HIGHEST_PROTOCOL
@@ -36,6 +44,12 @@ _PLAIN = (bytes, bytearray, str, int, float, bool, complex)
 _SIZED = (bytes, bytearray, str)
 _WOOL_DIR = os.path.dirname(os.path.abspath(__file__)) + os.sep
 EMPTY_CALL = b""
+LARGE = 64 << 10
+"""A buffer (numpy array, bytearray, bytes argument) of this many bytes travels out of band."""
+REPICKLE = 1 << 20
+"""A call whose pickle reaches this size is pickled again with its nested large bytes marked."""
+MAX_PAYLOAD: int = int(os.environ.get("WOOL_MAX_PAYLOAD") or 2 << 30)
+"""The default limit on one encoded value or call (``WorkerPool(max_payload=...)``)."""
 
 
 def _dill() -> Any:
@@ -106,9 +120,16 @@ class _Pickler(pickle.Pickler):
     def reducer_override(self, obj: object) -> Any:
         kind = type(obj)
         module = obj.__module__ if kind is type or kind is FunctionType else kind.__module__
-        if not module_importable(module):
+        if not module_importable(module) and not _by_reference(obj, module):
             raise _NeedsDill
         return NotImplemented
+
+
+def _by_reference(obj: object, module: str) -> bool:
+    """Whether ``obj``, of a type from a module made at run time, names an importable module
+    itself (a Cython function: pickled by reference to its own module)."""
+    own = getattr(obj, "__module__", None)
+    return isinstance(own, str) and own != module and module_importable(own)
 
 
 _REFUSED = re.compile(r"cannot pickle '([\w.]+)' (?:object|instances)")  # 3.13 says instances
@@ -160,69 +181,177 @@ def _size_text(size: int) -> str:
     return f"{size / 2**30:.1f} GiB"
 
 
-def too_large(what: str, size: int) -> SerializationError:
+def too_large(what: str, size: int) -> PayloadTooLarge:
     """The error for ``what`` of ``size`` bytes over ``frames.LIMIT``."""
-    return SerializationError(
-        f"{what} {_size_text(size)}, over the {_size_text(frames.LIMIT)} one message can "
+    return PayloadTooLarge(
+        f"{what} {_size_text(size)}, over the {_size_text(frames.LIMIT)} one payload can "
         "carry. Send it in parts, or have the routine load it itself."
     )
 
 
-def encode_value(obj: object) -> bytes:
-    """Bytes for ``obj``; ``b""`` stands for None.
+def _over(what: str, size: int, limit: int) -> PayloadTooLarge:
+    """The error for ``what`` of ``size`` bytes over ``limit`` (``frames.LIMIT`` if smaller)."""
+    if limit >= frames.LIMIT:
+        return too_large(what, size)
+    return PayloadTooLarge(
+        f"{what} {_size_text(size)}, over this pool's max_payload of {_size_text(limit)}"
+    )
 
-    Raises SerializationError when ``obj`` cannot be pickled, belongs to
-    this process (a lock, a socket), or encodes to more than ``frames.LIMIT``.
+
+def _cap(limit: int | None) -> int:
+    return min(MAX_PAYLOAD if limit is None else limit, frames.LIMIT)
+
+
+def encode_value(obj: object, limit: int | None = None) -> bytes | Buffers:
+    """``obj`` for the wire: ``b""`` for None, bytes, or ``Buffers`` when it holds large buffers.
+
+    ``limit`` (default ``MAX_PAYLOAD``, never above ``frames.LIMIT``) is
+    checked on sizes before anything is copied. Raises SerializationError
+    when ``obj`` cannot be pickled or belongs to this process (a lock, a
+    socket), PayloadTooLarge when it is over the limit.
     """
     if obj is None:
         return b""
     kind = type(obj)
     if kind in _PLAIN:
-        if kind in _SIZED and len(obj) > frames.LIMIT:  # type: ignore[arg-type]
-            raise too_large(f"a {kind.__qualname__} value is", len(obj))  # type: ignore[arg-type]
-        data = pickle.dumps(obj, PROTOCOL)
-    else:
-        data = pickled(obj)
-    if len(data) > frames.LIMIT:
-        raise too_large(f"a {kind.__qualname__} value encodes to", len(data))
+        if kind in _SIZED:
+            size = len(obj)  # type: ignore[arg-type]
+            if size > _cap(limit):
+                raise _over(f"a {kind.__qualname__} value is", size, _cap(limit))
+            if size >= LARGE and kind is not str:
+                return _sized(_dump(_Large(obj)), kind, limit)  # type: ignore[arg-type]
+        return pickle.dumps(obj, PROTOCOL)
+    return _sized(_dump(obj), kind, limit)
+
+
+def _sized(found: tuple[bytes, list[memoryview]], kind: type, limit: int | None) -> bytes | Buffers:
+    """``found`` as a payload once its size is known to be within the limit."""
+    meta, views = found
+    if len(meta) >= REPICKLE and not views:
+        return _sized_bytes(meta, kind, limit)
+    size = _payload_size(meta, views)
+    if size > _cap(limit):
+        verb = "is" if kind is memoryview else "encodes to"
+        raise _over(f"a {kind.__qualname__} value {verb}", size, _cap(limit))
+    if size >= tuning.LARGE_PAYLOAD:
+        tuning.note_large_payload()
+    return Buffers(meta, views) if views else meta
+
+
+def _sized_bytes(data: bytes, kind: type, limit: int | None) -> bytes:
+    if len(data) > _cap(limit):
+        raise _over(f"a {kind.__qualname__} value encodes to", len(data), _cap(limit))
+    tuning.note_large_payload()
     return data
 
 
-def decode_value(data: bytes | memoryview) -> Any:
+def decode_value(data: frames.Payload) -> Any:
+    """The value ``encode_value`` made, rebuilt on views of ``data`` where the library allows.
+
+    Out-of-band buffers (numpy arrays, memoryviews) share ``data``'s memory,
+    writable when ``data`` is a bytearray; ``bytes`` and ``bytearray`` values
+    are copied out once, as those types own their memory.
+    """
     if not data:
         return None
-    return pickle.loads(data)
+    try:
+        value = pickle.loads(data)  # type: ignore[arg-type]
+    except Exception:
+        if isinstance(data, frames.Parts) or data[0] == _MARK:
+            return _load_other(data)
+        raise
+    if len(data) >= REPICKLE:
+        tuning.note_large_payload()
+    return value
 
 
-def encode_call(name: str, args: tuple, kwargs: dict) -> bytes:
-    """Encode a call's arguments, naming the first one that cannot be encoded."""
+def _load_other(data: frames.Payload) -> Any:
+    """A payload with buffers out of band, or one made here (``Parts``) and not sent."""
+    if isinstance(data, frames.Parts):
+        data = bytes(data)
+    if len(data) >= REPICKLE:
+        tuning.note_large_payload()
+    return load_buffers(data)
+
+
+def _label(args: tuple, kwargs: dict) -> list[tuple[str, object]]:
+    labelled = [(f"positional argument {i}", a) for i, a in enumerate(args)]
+    labelled += [(f"keyword argument {k!r}", v) for k, v in kwargs.items()]
+    return labelled
+
+
+def encode_call(name: str, args: tuple, kwargs: dict, limit: int | None = None) -> bytes | Buffers:
+    """Encode a call's arguments, naming the first one that cannot be encoded.
+
+    Large buffers go out of band (``Buffers``). Over ``limit`` (default
+    ``MAX_PAYLOAD``) raises PayloadTooLarge naming the largest argument,
+    measured before anything is copied.
+    """
     if not args and not kwargs:
         return EMPTY_CALL
+    if not _OWNED.isdisjoint(map(type, args)) or (
+        kwargs and not _OWNED.isdisjoint(map(type, kwargs.values()))
+    ):
+        args, kwargs = _wrapped(args), {k: _wrap(v) for k, v in kwargs.items()}
     try:
-        data = pickled((args, kwargs))
+        meta, views = _dump((args, kwargs))
+        if len(meta) >= REPICKLE:
+            args, kwargs = _wrapped(args, deep=True), {k: _wrap(v, True) for k, v in kwargs.items()}
+            meta, views = _dump((args, kwargs))
     except SerializationError:
         pass
     else:
-        if len(data) > frames.LIMIT:
-            raise too_large(f"{name}(): the arguments come to", len(data))
-        return data
-    labelled = [(f"positional argument {i}", a) for i, a in enumerate(args)]
-    labelled += [(f"keyword argument {k!r}", v) for k, v in kwargs.items()]
-    for label, value in labelled:
+        size = _payload_size(meta, views) if views else len(meta)
+        if size > (MAX_PAYLOAD if limit is None else limit) or size > frames.LIMIT:
+            raise _call_too_large(name, args, kwargs, size, _cap(limit))
+        if size >= REPICKLE:
+            tuning.note_large_payload()
+        return Buffers(meta, views) if views else meta
+    for label, value in _label(args, kwargs):
         try:
-            pickled(value)
+            _dump(value)
         except SerializationError as exc:
+            shown = value.data if type(value) is _Large else value
             raise SerializationError(
-                f"{name}(): {label} ({type(value).__qualname__}) cannot be sent to a worker: "
+                f"{name}(): {label} ({type(shown).__qualname__}) cannot be sent to a worker: "
                 f"{exc}. Pass something picklable, or create it inside the routine."
             ) from exc.__cause__
     raise SerializationError(f"{name}(): the arguments cannot be sent to a worker")
 
 
-def decode_call(data: bytes | memoryview) -> tuple[tuple, dict]:
+def _call_too_large(name: str, args: tuple, kwargs: dict, size: int, cap: int) -> PayloadTooLarge:
+    """The error naming the largest argument (each measured with its buffers out of band)."""
+    largest, label, value = -1, "", None
+    for what, item in _label(args, kwargs):
+        meta, views = _dump(item)
+        found = len(meta) + sum(view.nbytes for view in views)
+        if found > largest:
+            largest, label, value = found, what, item
+    if type(value) is _Large:
+        value = value.data
+    named = f"{label} ({type(value).__qualname__})"
+    if cap >= frames.LIMIT:  # the absolute cap: worded as before max_payload existed
+        error = too_large(f"{name}(): the arguments come to", size)
+        return PayloadTooLarge(f"{error} The largest is {named}, {_size_text(largest)}.")
+    if largest > cap:
+        return _over(f"{name}(): {named} is", largest, cap)
+    error = _over(f"{name}(): the arguments come to", size, cap)
+    return PayloadTooLarge(f"{error}; the largest is {named}, {_size_text(largest)}")
+
+
+def decode_call(data: frames.Payload) -> tuple[tuple, dict]:
+    """The arguments ``encode_call`` made (large buffers as in ``decode_value``)."""
     if not data:
         return (), {}
-    args, kwargs = pickle.loads(data)
+    try:
+        args, kwargs = pickle.loads(data)  # type: ignore[arg-type]
+    except Exception:
+        if isinstance(data, frames.Parts) or data[0] == _MARK:
+            args, kwargs = _load_other(data)
+            return args, kwargs
+        raise
+    if len(data) >= REPICKLE:
+        tuning.note_large_payload()
     return args, kwargs
 
 
@@ -291,9 +420,10 @@ def encode_exception(exc: BaseException) -> tuple[bytes, str, str, str]:
 
         kept = _innermost(tb, TRACEBACK_FRAMES)
         tb_dict = Traceback(kept).as_dict() if kept is not None else None
-        payload = encode_value((exc.with_traceback(None), tb_dict))
+        encoded = encode_value((exc.with_traceback(None), tb_dict))
+        payload = encoded if type(encoded) is bytes else bytes(encoded)
         # A pickle that cannot be rebuilt is useless to the caller: check here.
-        pickle.loads(payload)
+        decode_value(payload)
     except BaseException:  # a __reduce__ raising KeyboardInterrupt must not end the call
         payload = b""
     finally:
@@ -302,7 +432,7 @@ def encode_exception(exc: BaseException) -> tuple[bytes, str, str, str]:
 
 
 def decode_exception(
-    payload: bytes | memoryview, type_name: str, message: str, text: str, where: str
+    payload: frames.Payload, type_name: str, message: str, text: str, where: str
 ) -> Exception:
     """Rebuild a remote exception with its remote traceback and a note saying where.
 
@@ -343,26 +473,53 @@ def value_digest(data: bytes | memoryview) -> bytes:
 
 
 _OUT_OF_BAND = b"W"
+_MARK = _OUT_OF_BAND[0]  # a pickle of protocol 2 or more starts with 0x80, never this
 _BUFFERS = struct.Struct(">IQ")  # buffer count, pickle length; then a u64 length per buffer
+_ALIGN = 64
+_PAD = bytes(_ALIGN)
 
 
-class Buffers:
-    """A value pickled with its large buffers (numpy arrays, bytearrays) left where they are.
+def _aligned(offset: int) -> int:
+    return (offset + _ALIGN - 1) & -_ALIGN
 
-    Its digest hashes the buffers in place, with no copy; its bytes are
-    made only when a worker lacks them (``bytes()``). On the worker, the
-    value is rebuilt on views of those cached bytes: read-only, shared by
-    every call, never copied.
+
+def _payload_size(meta: bytes, views: list[memoryview]) -> int:
+    """Bytes of the payload ``Buffers(meta, views)`` would be, computed without building it."""
+    if not views:
+        return len(meta)
+    offset = 1 + _BUFFERS.size + 8 * len(views) + len(meta)
+    for view in views:
+        offset = _aligned(offset) + view.nbytes
+    return offset
+
+
+class Buffers(frames.Parts):
+    """A value pickled with its large buffers (numpy arrays, bytes) left where they are.
+
+    Layout: ``b"W"``, the buffer count and pickle length, a u64 length per
+    buffer, the pickle, then each buffer starting at an offset (from the
+    payload's start) that is a multiple of 64, zero padding between. The
+    writer sends the parts as they are; nothing joins them before the wire.
+    Its digest hashes the buffers in place, with no copy; ``bytes()``
+    joins them when bytes are needed (a by-value global a worker lacks).
+    Pickled (inside a ContextVar payload), it becomes those bytes.
     """
 
-    __slots__ = ("parts", "size")
+    __slots__ = ()
 
     def __init__(self, meta: bytes, buffers: list[memoryview]) -> None:
-        lengths = [len(b) for b in buffers]
         head = _OUT_OF_BAND + _BUFFERS.pack(len(buffers), len(meta))
-        head += struct.pack(f">{len(lengths)}Q", *lengths)
-        self.parts: list[bytes | memoryview] = [head, meta, *buffers]
-        self.size = sum(len(part) for part in self.parts)
+        head += struct.pack(f">{len(buffers)}Q", *(b.nbytes for b in buffers))
+        parts: list[bytes | memoryview] = [head, meta]
+        offset = len(head) + len(meta)
+        for buffer in buffers:
+            start = _aligned(offset)
+            if start != offset:
+                parts.append(_PAD[: start - offset])
+            parts.append(buffer)
+            offset = start + buffer.nbytes
+        self.parts = parts
+        self.size = offset
 
     def digest(self) -> bytes:
         hasher = hashlib.sha256()
@@ -370,53 +527,155 @@ class Buffers:
             hasher.update(part)
         return hasher.digest()[:16]
 
-    def __bytes__(self) -> bytes:
-        return b"".join(self.parts)
+    def __reduce__(self) -> tuple:
+        return (bytes, (bytes(self),))
+
+
+_OWNED = frozenset({bytes, bytearray})
+"""Buffers the C pickler writes in band, with no hook: marked (``_Large``) where found."""
+
+
+class _Large:
+    """A large ``bytes`` or ``bytearray`` marked to travel out of band."""
+
+    __slots__ = ("data",)
+
+    def __init__(self, data: bytes | bytearray) -> None:
+        self.data = data
+
+    def __reduce__(self) -> tuple:  # by a pickler other than the buffer pickler (dill): in band
+        return (type(self.data), (self.data,))
+
+
+def _wrap(value: Any, deep: bool = False) -> Any:
+    """``value`` with a large ``bytes``/``bytearray`` marked (``_Large``): itself, or with
+    ``deep``, as an item of a list or tuple or a value of a dict."""
+    kind = type(value)
+    if kind is bytes or kind is bytearray:
+        return _Large(value) if len(value) >= LARGE else value
+    if not deep:
+        return value
+    if (kind is list or kind is tuple) and not _OWNED.isdisjoint(map(type, value)):
+        return kind(_wrap(item) for item in value)
+    if kind is dict and not _OWNED.isdisjoint(map(type, value.values())):
+        return {k: _wrap(v) for k, v in value.items()}
+    return value
+
+
+def _wrapped(args: tuple, deep: bool = False) -> tuple:
+    return tuple(_wrap(a, deep) for a in args)
+
+
+def _view_of(buffer: Any, format: str, shape: tuple[int, ...]) -> memoryview:
+    """A memoryview rebuilt on ``buffer`` (received memory) with its format and shape."""
+    view = memoryview(buffer)
+    if format == "B" and len(shape) == 1:
+        return view
+    try:
+        return view.cast("B").cast(format, shape)  # type: ignore[call-overload]
+    except (TypeError, ValueError):
+        return view
+
+
+def _reduce_buffer(obj: Any) -> Any:
+    """How the buffer pickler ships a bytearray, memoryview or marked bytes (large: out of band)."""
+    if type(obj) is _Large:
+        return (type(obj.data), (pickle.PickleBuffer(obj.data),))
+    if obj.c_contiguous:
+        return (_view_of, (pickle.PickleBuffer(obj), obj.format, obj.shape))
+    return (_view_of, (obj.tobytes(), obj.format, obj.shape))
+
+
+class _BufferAwarePickler(_Pickler):
+    """``_Pickler`` that also sends bytearrays, memoryviews and marked bytes as buffers."""
+
+    def reducer_override(self, obj: object) -> Any:
+        kind = type(obj)
+        if kind is memoryview or kind is _Large:
+            return _reduce_buffer(obj)
+        module = obj.__module__ if kind is type or kind is FunctionType else kind.__module__
+        if not module_importable(module) and not _by_reference(obj, module):
+            raise _NeedsDill
+        return NotImplemented
 
 
 class _BufferPickler(threading.local):
-    """One ``_Pickler`` per thread, reused: making one costs more than pickling a small value."""
+    """One buffer pickler per thread, reused: making one costs more than pickling a small value."""
 
     def __init__(self) -> None:
         self.out = io.BytesIO()
-        self.found: list[pickle.PickleBuffer] = []
-        self.pickler = _Pickler(self.out, PROTOCOL, buffer_callback=self.found.append)
+        self.found: list[memoryview] = []
+        self.pickler = _BufferAwarePickler(self.out, PROTOCOL, buffer_callback=self.keep)
         self.busy = False
+        self.threshold = LARGE
+
+    def keep(self, buffer: pickle.PickleBuffer) -> bool:
+        """Leave a large contiguous buffer out of band (False); keep a small one in the pickle."""
+        try:
+            view = buffer.raw()
+        except BufferError:
+            return True
+        if view.nbytes < self.threshold:
+            return True
+        self.found.append(view)
+        return False
 
 
 _buffer_pickler = _BufferPickler()
+_NO_VIEWS: list[memoryview] = []  # shared, never appended to
+
+
+def _dump(value: object, threshold: int = LARGE) -> tuple[bytes, list[memoryview]]:
+    """``value``'s pickle and its buffers of ``threshold`` bytes or more, left out of band
+    (views, not copies); ``PickleBuffer``s only: bytearrays and memoryviews from ``LARGE``.
+
+    Falls back to ``pickled`` (dill, buffers in band) where the C pickler
+    cannot go; raises SerializationError as it does.
+    """
+    state = _buffer_pickler
+    if state.busy:  # reentered from a __reduce__: a fresh one
+        return pickled(value), []
+    out, found, pickler = state.out, state.found, state.pickler
+    state.busy = True
+    state.threshold = threshold
+    try:
+        pickler.dump(value)
+    except Exception:
+        failed = True
+    else:
+        failed = False
+        data = out.getvalue()
+        views = found[:] if found else _NO_VIEWS
+    finally:
+        out.seek(0)
+        out.truncate()
+        if found:
+            found.clear()
+        pickler.clear_memo()
+        state.busy = False
+    if failed:
+        return pickled(value), _NO_VIEWS
+    return data, views
 
 
 def pickled_buffers(value: object) -> bytes | Buffers:
-    """``value`` pickled, its contiguous buffers out of band when it has any."""
-    state = _buffer_pickler
-    if state.busy:  # reentered from a __reduce__: a fresh one
-        return pickled(value)
-    out, found = state.out, state.found
-    state.busy = True
-    try:
-        out.seek(0)
-        out.truncate()
-        found.clear()
-        state.pickler.clear_memo()
-        state.pickler.dump(value)
-        views = [b.raw() for b in found]
-        data = out.getvalue()
-    except Exception:
-        return pickled(value)
-    finally:
-        found.clear()
-        state.busy = False
-    if not views:
-        return data
-    return Buffers(data, views)
+    """``value`` pickled, its contiguous buffers out of band when it has any.
+
+    Every ``PickleBuffer`` goes out of band, however small: a by-value global
+    is then hashed in place and rebuilt on views of the worker's cached bytes.
+    """
+    data, views = _dump(value, 1)
+    return Buffers(data, views) if views else data
 
 
-def load_buffers(data: bytes) -> Any:
-    """A value as ``pickled_buffers`` made it: None, a pickle, or a pickle with its buffers."""
+def load_buffers(data: bytes | bytearray | memoryview) -> Any:
+    """A value as ``pickled_buffers`` made it: None, a pickle, or a pickle with its buffers.
+
+    Buffers come back as views of ``data`` (writable when it is).
+    """
     if not data:
         return None
-    if data[:1] != _OUT_OF_BAND:
+    if data[0] != _MARK:
         return pickle.loads(data)
     view = memoryview(data)
     count, size = _BUFFERS.unpack_from(view, 1)
@@ -427,6 +686,9 @@ def load_buffers(data: bytes) -> Any:
     offset += size
     buffers = []
     for length in lengths:
+        offset = _aligned(offset)
+        if offset + length > len(view):
+            raise SerializationError("a payload's buffers run past its end")
         buffers.append(view[offset : offset + length])
         offset += length
     return pickle.loads(meta, buffers=buffers)

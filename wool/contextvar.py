@@ -255,11 +255,12 @@ def _dump(raw: dict[Key, bytes | None]) -> bytes:
 
 def _pickled(key: Key, value: object, where: str) -> bytes:
     try:
-        return codec.encode_value(value)
+        data = codec.encode_value(value)
     except SerializationError as exc:
         raise SerializationError(
             f"{_label(key)} holds a {type(value).__qualname__} that cannot be sent {where}: {exc}"
         ) from exc
+    return data if type(data) is bytes else bytes(data)
 
 
 def encode(values: Values | None, where: str) -> bytes:
@@ -316,7 +317,7 @@ def adopt(payload: frames.Payload, where: str) -> None:
 
 def _decoded(payload: frames.Payload, where: str) -> list[tuple[Key, object]]:
     try:
-        raw = pickle.loads(payload)
+        raw = pickle.loads(bytes(payload) if isinstance(payload, frames.Parts) else payload)
         if not isinstance(raw, dict):
             raise TypeError(f"a {type(raw).__name__}, not a dict")
     except Exception as exc:

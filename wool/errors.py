@@ -57,6 +57,15 @@ class SerializationError(WoolError, TypeError):
     """A value could not be encoded for the wire (or decoded on the other side)."""
 
 
+class PayloadTooLarge(SerializationError):
+    """A value is larger than the limit its sender allows (``WorkerPool(max_payload=...)``).
+
+    Raised before anything is sent; the message names the argument, its
+    type and size, and the limit. A routine's result or yield over its
+    worker's limit fails that call only, with this error.
+    """
+
+
 class RemoteError(WoolError):
     """A remote exception that could not be rebuilt as its own type.
 

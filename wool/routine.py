@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from typing import Any, Generic, ParamSpec, TypeVar, overload
 
 from wool import callglobals, codec, registry, task
-from wool.protocol.frames import Dispatch, Frame, Value
+from wool.protocol.frames import Dispatch, Frame, Payload, Value
 
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -179,7 +179,7 @@ class Routine(Generic[P, R]):
     def request(
         self,
         call: int,
-        args: bytes,
+        args: Payload,
         timeout: float,
         parent: str,
         output: bool,

@@ -7,6 +7,14 @@ its copy. Raising the mmap and trim thresholds keeps such buffers in the
 reusable heap. Workers get this through their environment; a caller process
 gets it via mallopt when its first pool starts. WOOL_TUNE_MALLOC=0 opts out.
 
+Memory comes back: what the raised thresholds keep would stay resident
+after a burst of large payloads. Allocations of ``MMAP_THRESHOLD`` (32 MiB,
+a chunk-assembled argument) and more are mapped and returned at free; for
+the rest, ``codec`` calls ``note_large_payload`` for each payload of 1 MiB
+or more, and once the process has seen none for ``TRIM_AFTER`` seconds a
+background thread calls ``malloc_trim(0)``, which hands free heap pages
+back to the system. Nothing runs on the dispatch path but a clock read.
+
 gRPC transport: with grpcio 1.85, gRPC's older poller-driven socket
 endpoints answer a small message sooner than its EventEngine endpoints
 (a raw echo round trip about 20% faster here, see benchmarks/README.md).
@@ -18,12 +26,13 @@ user set is passed on unchanged; WOOL_TUNE_GRPC=0 opts out.
 
 from __future__ import annotations
 
-import ctypes
-import ctypes.util
 import os
 import sys
+import threading
+import time
+from typing import Any
 
-MMAP_THRESHOLD = 64 << 20
+MMAP_THRESHOLD = 32 << 20
 TRIM_THRESHOLD = 256 << 20
 GRPC_EXPERIMENTS = ",".join(
     f"-event_engine_{name}" for name in ("client", "listener", "for_all_other_endpoints")
@@ -31,6 +40,14 @@ GRPC_EXPERIMENTS = ",".join(
 _M_TRIM_THRESHOLD = -1
 _M_MMAP_THRESHOLD = -3
 _tuned = False
+LARGE_PAYLOAD = 1 << 20
+"""A payload this large makes the process trim its heap once idle."""
+TRIM_AFTER = 1.0
+"""Seconds without a large payload before the heap is trimmed."""
+_last_large = 0.0
+_trimmer: threading.Thread | None = None
+_trim_lock = threading.Lock()
+_libc: Any = None
 
 
 def enabled() -> bool:
@@ -54,8 +71,52 @@ def tune_this_process() -> None:
         return
     _tuned = True
     try:
-        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
+        libc = _load_libc()
         libc.mallopt(_M_MMAP_THRESHOLD, MMAP_THRESHOLD)
         libc.mallopt(_M_TRIM_THRESHOLD, TRIM_THRESHOLD)
     except (OSError, AttributeError):
         pass
+
+
+def _load_libc() -> Any:
+    global _libc
+    if _libc is None:
+        import ctypes
+        import ctypes.util
+
+        _libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
+    return _libc
+
+
+def note_large_payload() -> None:
+    """Record that a payload of ``LARGE_PAYLOAD`` bytes or more was made or read just now.
+
+    Cheap: a clock read, and at most one thread started per burst. Once
+    ``TRIM_AFTER`` seconds pass with no further call, the heap is trimmed.
+    """
+    global _last_large, _trimmer
+    _last_large = time.monotonic()
+    if _trimmer is None and enabled():
+        with _trim_lock:
+            if _trimmer is None:
+                _trimmer = threading.Thread(target=_trim_when_idle, name="wool-trim", daemon=True)
+                _trimmer.start()
+
+
+def _trim_when_idle() -> None:
+    global _trimmer
+    while True:
+        time.sleep(max(_last_large + TRIM_AFTER - time.monotonic(), 0.01))
+        with _trim_lock:
+            if time.monotonic() - _last_large >= TRIM_AFTER:
+                _trimmer = None
+                break
+    trim()
+
+
+def trim() -> bool:
+    """Return free heap memory to the system now (glibc ``malloc_trim(0)``); False off glibc."""
+    try:
+        return bool(_load_libc().malloc_trim(0))
+    except (OSError, AttributeError):
+        return False

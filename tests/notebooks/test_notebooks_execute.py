@@ -116,12 +116,30 @@ def check_multihost(notebook: NotebookNode) -> None:
     )
 
 
+def check_data(notebook: NotebookNode) -> None:
+    assert WIDGET in mime_types_of(notebook, "%wool start -n 2")
+    stats = outputs_of(notebook, "functools.reduce(combine, parts)")
+    assert "block statistics: 32/32" in stats and "matches numpy here: True" in stats, stats
+    assert WIDGET in mime_types_of(notebook, "functools.reduce(combine, parts)"), "no progress bar"
+    assert "same as computing here: True" in outputs_of(notebook, "np.concatenate(")
+    assert "within 4 standard errors: True" in outputs_of(notebook, "def simulate(")
+    frames = outputs_of(notebook, "fit_trend(group) for group in groups")
+    if "not installed" not in outputs_of(notebook, "import pandas as pd"):
+        assert "stations: 40/40" in frames and "same as computing here: True" in frames, frames
+    meshes = [state for state in widget_states(notebook) if "peers" in state]
+    assert meshes, "the live mesh widget left no saved state"
+    final = meshes[0]
+    assert final["peers"] == 2 and final["status"] == "stopped"
+    assert final["completed"] >= 128, "the widget missed the fan-out"
+
+
 CHECKS = {
     "quickstart": check_quickstart,
     "nested": check_nested,
     "streaming": check_streaming,
     "errors-and-cancellation": check_errors_and_cancellation,
     "multihost": check_multihost,
+    "data": check_data,
 }
 
 

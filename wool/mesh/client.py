@@ -77,6 +77,8 @@ class MeshClient:
         self.credentials = credentials  # TLS for every channel to a peer; None: plaintext
         self.dispatched = Counters()
         self.connect_timeout = connect_timeout
+        self.max_payload: int | None = None
+        """The most bytes one call's encoded arguments may take (None: ``codec.MAX_PAYLOAD``)."""
         self._records: dict[str, PeerRecord] = {}
         self._lost: dict[str, str] = {}
         self._gone: set[str] = set()

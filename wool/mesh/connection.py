@@ -6,7 +6,9 @@ costs a few gRPC writes rather than one per call. A read is always in
 flight; a caller waiting for its outcome reads it itself when no other
 caller is (``StreamReader``), which saves the hop through a reader task.
 A broken stream fails every call still waiting on it with ``WorkerLost``
-at once.
+at once. Large payloads travel in chunks both ways (``wool.protocol.chunks``);
+``drain()`` is how a caller about to send another large call waits while
+this stream already has much queued.
 """
 
 from __future__ import annotations
@@ -23,12 +25,14 @@ import grpc.aio
 from wool.errors import AuthenticationError, SerializationError, WorkerLost
 from wool.mesh import transport
 from wool.protocol import auth
+from wool.protocol.chunks import Assembler
 from wool.protocol.frames import (
     CLOSE,
     DISPATCH_METHOD,
     STDERR,
     YIELD,
     Cancel,
+    Chunk,
     Context,
     Dispatch,
     Frame,
@@ -141,6 +145,7 @@ class Connection:
         self._channel: grpc.aio.Channel | None = None
         self._call: grpc.aio.StreamStreamCall | None = None
         self._reader: Reader | None = None
+        self._chunks = Assembler()
         self.opening = 0  # callers waiting for this connection to open (MeshClient counts them)
 
     @property
@@ -234,6 +239,16 @@ class Connection:
         assert self._writer is not None
         self._writer.send(frame)
 
+    @property
+    def queued_bytes(self) -> int:
+        """Bytes of large payloads waiting to be written on this stream."""
+        return 0 if self._writer is None else self._writer.queued_bytes
+
+    async def drain(self) -> None:
+        """Wait while too many payload bytes wait to be written here (``chunks.HIGH_WATER``)."""
+        if self._writer is not None:
+            await self._writer.drain()
+
     def _reject(self, frame: Frame, error: Exception) -> Frame | None:
         """A frame that cannot be encoded fails its own call, not the stream or the peer."""
         if type(frame) is Context and frame.then is not None:
@@ -253,7 +268,7 @@ class Connection:
     def dispatch(
         self,
         routine: Routine,
-        args: bytes,
+        args: Payload,
         timeout: float | None,
         parent: str,
         sink: OutputSink | None = None,
@@ -277,7 +292,7 @@ class Connection:
         return call, waiter
 
     def resume(
-        self, call: int, kind: int, value: bytes = b"", context: bytes | None = None
+        self, call: int, kind: int, value: Payload = b"", context: bytes | None = None
     ) -> asyncio.Future[Outcome]:
         """Ask a remote generator for its next step; the future holds the outcome."""
         if self.lost is not None:
@@ -321,8 +336,11 @@ class Connection:
 
     def _receive(self, data: bytes) -> None:
         pending = self.pending
+        chunks = self._chunks
         for frame in decode(data):
             if type(frame) is Outcome:
+                if chunks.open:
+                    chunks.fill(frame)
                 entry = pending.get(frame.call)
                 if entry is None:
                     if self._unwinding:
@@ -347,6 +365,8 @@ class Connection:
                 self._resend_with_code(frame)
             elif type(frame) is Context and frame.call in pending:
                 self.contexts[frame.call] = frame.values
+            elif type(frame) is Chunk:
+                chunks.add(frame)
 
     def _resend_with_code(self, request: NeedCode) -> None:
         """Send again only what the worker named (one value, or the code), then the Dispatch."""
@@ -385,6 +405,7 @@ class Connection:
             self._writer.close()
         pending, self.pending = self.pending, {}
         self.contexts.clear()
+        self._chunks.open.clear()
         for entry in pending.values():
             if not entry.waiter.done():
                 entry.waiter.set_exception(lost)

@@ -47,8 +47,9 @@ def set_starting(wait: Callable[[str], Awaitable[None]] | None) -> None:
 class _Starting:
     """What ``current()`` gives while the default mesh starts: ``connect`` waits for it.
 
-    Dispatch only calls ``connect`` and then reads ``dispatched``, so this is
-    all of a mesh a call needs; it costs nothing once a mesh is installed.
+    Dispatch reads ``max_payload``, calls ``connect`` and then reads
+    ``dispatched``, so this is all of a mesh a call needs; it costs nothing
+    once a mesh is installed.
     """
 
     __slots__ = ("_mesh", "_routine", "_wait")
@@ -65,6 +66,11 @@ class _Starting:
             raise MeshNotRunning(self._routine)
         self._mesh = mesh
         return await mesh.connect(worker, tags)
+
+    @property
+    def max_payload(self) -> int | None:
+        """The mesh's limit once known; until then None, the default limit."""
+        return None if self._mesh is None else self._mesh.max_payload
 
     @property
     def dispatched(self) -> Counters:

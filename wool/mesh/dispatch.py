@@ -20,7 +20,19 @@ from wool import codec, contextvar, task
 from wool.errors import DispatchTimeout, SerializationError, WorkerLost
 from wool.mesh import context
 from wool.mesh.connection import Connection, OutputSink
-from wool.protocol.frames import CANCELLED, NEXT, RAISE, RETURN, SEND, STOP, THROW, YIELD, Outcome
+from wool.protocol import chunks
+from wool.protocol.frames import (
+    CANCELLED,
+    NEXT,
+    RAISE,
+    RETURN,
+    SEND,
+    STOP,
+    THROW,
+    YIELD,
+    Outcome,
+    Payload,
+)
 
 if TYPE_CHECKING:
     from wool.mesh.client import MeshClient
@@ -138,10 +150,12 @@ async def call(routine: Routine, args: tuple, kwargs: dict, timeout: float | Non
     __tracebackhide__ = True
     mesh = context.current(routine.__qualname__)
     deadline = _deadline(routine, timeout)
-    data = codec.encode_call(routine.__qualname__, args, kwargs)
+    data = codec.encode_call(routine.__qualname__, args, kwargs, mesh.max_payload)
     values = contextvar.current()
     ctx = None if values is None else contextvar.encode(values, _to(routine))
     conn = await _connect(mesh, routine)
+    if chunks.heavy(len(data)):
+        await conn.drain()  # bounded memory: wait while this stream has much queued
     counters = mesh.dispatched
     call_id, waiter = conn.dispatch(routine, data, _left(deadline), _parent(), _sink(), ctx)
     counters.started += 1
@@ -183,10 +197,12 @@ async def stream(
     __tracebackhide__ = True
     mesh = context.current(routine.__qualname__)
     deadline = _deadline(routine, timeout)
-    data = codec.encode_call(routine.__qualname__, args, kwargs)
+    data = codec.encode_call(routine.__qualname__, args, kwargs, mesh.max_payload)
     known = contextvar.current()  # the values the remote generator runs with
     ctx = None if known is None else contextvar.encode(known, _to(routine))
     conn = await _connect(mesh, routine)
+    if chunks.heavy(len(data)):
+        await conn.drain()  # bounded memory: wait while this stream has much queued
     counters = mesh.dispatched
     call_id, waiter = conn.dispatch(routine, data, _left(deadline), _parent(), _sink(), ctx)
     counters.started += 1
@@ -290,7 +306,7 @@ def _undecodable(
     )
 
 
-def _step_value(conn: Connection, call: int, value: object) -> bytes:
+def _step_value(conn: Connection, call: int, value: object) -> Payload:
     """``value`` encoded for a remote generator; if it cannot be, the generator is cancelled."""
     try:
         return codec.encode_value(value)

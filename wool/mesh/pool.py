@@ -109,6 +109,12 @@ class WorkerPool:
     first, so the ones replaced show as ``lost``. Off by default: a worker
     that crashes on every start would otherwise be restarted without end
     (with a back-off of up to 5 s between attempts).
+
+    ``max_payload`` (bytes; None: ``WOOL_MAX_PAYLOAD``, else 2 GiB) caps the
+    encoded arguments of one call made through this pool: a larger call
+    raises ``wool.PayloadTooLarge`` naming the argument, before anything is
+    sent. Payloads of any size up to it travel in chunks, interleaved with
+    other calls. ValueError if it is not a positive int.
     """
 
     def __init__(
@@ -130,8 +136,13 @@ class WorkerPool:
         lazy: bool | None = None,
         quorum: int | None = None,
         quorum_timeout: float | None = None,
+        max_payload: int | None = None,
     ) -> None:
         _require_loopback(host)
+        if max_payload is not None and (
+            not isinstance(max_payload, int) or isinstance(max_payload, bool) or max_payload <= 0
+        ):
+            raise ValueError(f"max_payload must be a positive number of bytes, not {max_payload!r}")
         if spawn is not None and size is not None and spawn != size:
             raise ValueError("give spawn= or size= (the older name), not both")
         count = spawn if spawn is not None else size
@@ -159,6 +170,7 @@ class WorkerPool:
         self.start_timeout = start_timeout
         self._secret = secret or auth.new_secret()
         self._mesh = _client(self._secret, connect_timeout, credentials)
+        self._mesh.max_payload = max_payload
         self._credentials: WorkerCredentials | None = credentials  # type: ignore[assignment]
         self._workers: list[LocalWorker] = []
         self._entries: dict[asyncio.Task | None, list[Token]] = {}

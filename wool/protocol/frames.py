@@ -41,8 +41,31 @@ STDOUT: Final = 0
 STDERR: Final = 1
 
 
-Payload: TypeAlias = bytes | memoryview
-"""A pickled value: bytes when made here, a view into the message when received."""
+class Parts:
+    """A payload kept as buffers written back to back, never joined before the wire.
+
+    ``codec`` makes one for a value with large buffers (numpy arrays,
+    ``bytes``) left out of band; the writer copies the parts straight into
+    the outgoing message, or slices them into chunks. Every part is
+    ``bytes`` or a one-dimensional byte ``memoryview``, so ``len`` is bytes.
+    """
+
+    __slots__ = ("parts", "size")
+
+    def __init__(self, parts: list[bytes | memoryview]) -> None:
+        self.parts = parts
+        self.size = sum(len(part) for part in parts)
+
+    def __len__(self) -> int:
+        return self.size
+
+    def __bytes__(self) -> bytes:
+        return b"".join(self.parts)
+
+
+Payload: TypeAlias = bytes | memoryview | bytearray | Parts
+"""A pickled value: bytes or ``Parts`` when made here; when received, a view into the
+message, or a bytearray reassembled from chunks."""
 
 
 @dataclass(slots=True)
@@ -121,7 +144,23 @@ class Context:
     once decoded: the receiver gets that frame next, on its own."""
 
 
-Frame: TypeAlias = Dispatch | Resume | Cancel | Outcome | NeedCode | Output | Value | Context
+@dataclass(slots=True)
+class Chunk:
+    """A slice of the next large payload of ``call`` (see ``wool.protocol.chunks``).
+
+    ``total`` is the whole payload's size, repeated in every chunk so the
+    first one tells the receiver how much to allocate. The payload-carrying
+    frame that follows the last chunk has that field empty.
+    """
+
+    call: int
+    total: int
+    data: Payload
+
+
+Frame: TypeAlias = (
+    Dispatch | Resume | Cancel | Outcome | NeedCode | Output | Value | Context | Chunk
+)
 
 
 VERSION: Final = 1
@@ -134,6 +173,15 @@ Lengths on the wire are u32, here and in gRPC's own message prefix.
 ``codec`` refuses a larger value before anything is written; ``encode``
 refuses a larger message. Tests lower it with ``WOOL_MESSAGE_LIMIT`` (read
 at import, and inherited by workers) or by setting this attribute.
+"""
+
+CHUNK: int = int(os.environ.get("WOOL_CHUNK_SIZE") or 1 << 20)
+"""Payloads larger than this (by more than a quarter) travel as Chunk frames of about this size.
+
+Also about the most chunk bytes one message carries (a last chunk takes a
+remainder under a quarter of this with it), so a small frame never waits
+behind much more than this. ``WOOL_CHUNK_SIZE`` sets it (read
+at import, and inherited by workers); tests may set this attribute.
 """
 
 # Each frame: kind (u8), call (u64), the kind's fixed fields, then the byte
@@ -154,6 +202,8 @@ _VALUE: Final = struct.Struct(">BQII")  # digest data
 _KIND_VALUE: Final = 8
 _CONTEXT: Final = struct.Struct(">BQI")  # values
 _KIND_CONTEXT: Final = 7
+_CHUNK: Final = struct.Struct(">BQQI")  # total; data
+_KIND_CHUNK: Final = 9
 _GENERATOR: Final = 1
 _CAPTURE: Final = 2
 _HEAD: Final = bytes([VERSION])
@@ -165,8 +215,17 @@ def _utf8(value: str) -> bytes:
 
 
 def encode(frames: list[Frame]) -> bytes:
-    """One gRPC message carrying ``frames``; payloads are copied into it once."""
-    parts: list[Payload] = [_HEAD]
+    """One gRPC message carrying ``frames``; payloads (``Parts`` too) are copied into it once."""
+    parts: list[bytes | memoryview | bytearray] = [_HEAD]
+    _put(parts, frames)
+    data = b"".join(parts)
+    if len(data) > LIMIT:
+        raise SerializationError(f"a message of {len(data)} bytes is over the {LIMIT}-byte limit")
+    return data
+
+
+def _put(parts: list[bytes | memoryview | bytearray], frames: list[Frame]) -> None:
+    """Append the pieces of ``frames`` to ``parts``; a ``Parts`` payload adds its buffers."""
     add = parts.append
     for frame in frames:
         if type(frame) is Outcome:
@@ -181,10 +240,17 @@ def encode(frames: list[Frame]) -> bytes:
                         len(value), len(error_type), len(message), len(text),
                     )
                 )  # fmt: skip
-                parts += (value, error_type, message, text)
+                if isinstance(value, Parts):
+                    parts += value.parts
+                else:
+                    add(value)
+                parts += (error_type, message, text)
             else:
                 add(_OUTCOME.pack(_KIND_OUTCOME, frame.call, frame.kind, len(value), 0, 0, 0))
-                add(value)
+                if isinstance(value, Parts):
+                    parts += value.parts
+                else:
+                    add(value)
         elif type(frame) is Dispatch:
             module, qualname = _utf8(frame.module), _utf8(frame.qualname)
             uid, parent = _utf8(frame.uid), _utf8(frame.parent)
@@ -199,12 +265,26 @@ def encode(frames: list[Frame]) -> bytes:
                     len(args), len(names),
                 )
             )  # fmt: skip
-            parts += (module, qualname, digest, code, uid, parent, args, names)
+            if isinstance(args, Parts):
+                parts += (module, qualname, digest, code, uid, parent, *args.parts, names)
+            else:
+                parts += (module, qualname, digest, code, uid, parent, args, names)
         elif type(frame) is Resume:
-            add(_RESUME.pack(_KIND_RESUME, frame.call, frame.kind, len(frame.value)))
-            add(frame.value)
+            value = frame.value
+            add(_RESUME.pack(_KIND_RESUME, frame.call, frame.kind, len(value)))
+            if isinstance(value, Parts):
+                parts += value.parts
+            else:
+                add(value)
         elif type(frame) is Cancel:
             add(_CANCEL.pack(_KIND_CANCEL, frame.call))
+        elif type(frame) is Chunk:
+            value = frame.data
+            add(_CHUNK.pack(_KIND_CHUNK, frame.call, frame.total, len(value)))
+            if isinstance(value, Parts):
+                parts += value.parts
+            else:
+                add(value)
         elif type(frame) is NeedCode:
             add(_NEED_CODE.pack(_KIND_NEED_CODE, frame.call, len(frame.digest)))
             add(frame.digest)
@@ -213,19 +293,24 @@ def encode(frames: list[Frame]) -> bytes:
             add(_OUTPUT.pack(_KIND_OUTPUT, frame.call, frame.stream, len(text)))
             add(text)
         elif type(frame) is Value:
-            add(_VALUE.pack(_KIND_VALUE, frame.call, len(frame.digest), len(frame.data)))
-            parts += (frame.digest, frame.data)
+            value = frame.data
+            add(_VALUE.pack(_KIND_VALUE, frame.call, len(frame.digest), len(value)))
+            add(frame.digest)
+            if isinstance(value, Parts):
+                parts += value.parts
+            else:
+                add(value)
         elif type(frame) is Context:
-            add(_CONTEXT.pack(_KIND_CONTEXT, frame.call, len(frame.values)))
-            add(frame.values)
+            values = frame.values
+            add(_CONTEXT.pack(_KIND_CONTEXT, frame.call, len(values)))
+            if isinstance(values, Parts):
+                parts += values.parts
+            else:
+                add(values)
             if frame.then is not None:
-                add(memoryview(encode([frame.then]))[1:])
+                _put(parts, [frame.then])
         else:  # pragma: no cover - a programming error, not peer input
             raise TypeError(f"not a frame: {frame!r}")
-    data = b"".join(parts)
-    if len(data) > LIMIT:
-        raise SerializationError(f"a message of {len(data)} bytes is over the {LIMIT}-byte limit")
-    return data
 
 
 def decode(data: bytes) -> list[Frame]:
@@ -299,6 +384,10 @@ def decode(data: bytes) -> list[Frame]:
                 _, call, length = _CONTEXT.unpack_from(view, offset)
                 (values,), offset = _fields(view, offset + _CONTEXT.size, (length,))
                 append(Context(call, values))
+            elif kind == _KIND_CHUNK:
+                _, call, total, length = _CHUNK.unpack_from(view, offset)
+                (piece,), offset = _fields(view, offset + _CHUNK.size, (length,))
+                append(Chunk(call, total, piece))
             else:
                 raise ProtocolError(f"unknown frame kind {kind} at byte {offset}")
     except struct.error:

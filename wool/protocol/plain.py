@@ -21,8 +21,9 @@ import os
 from collections.abc import Callable, Sequence
 from typing import Any, Final, Generic, Protocol, TypeVar
 
+from wool.protocol.chunks import Splitter, payload_of
 from wool.protocol.reader import Read, StreamReader
-from wool.protocol.writer import _BATCH, FrameWriter, Write
+from wool.protocol.writer import FrameWriter, Write
 
 T = TypeVar("T")
 M = TypeVar("M")
@@ -57,6 +58,15 @@ class Writer(Protocol[M_contra]):
     def requeue(self, frames: Sequence[M_contra]) -> None: ...
 
     def close(self) -> None: ...
+
+    @property
+    def queued_bytes(self) -> int:
+        """Bytes of large payloads queued and not yet handed to gRPC."""
+        ...
+
+    async def drain(self) -> None:
+        """Wait while ``queued_bytes`` is over the high-water mark (until below half)."""
+        ...
 
 
 def make_reader(
@@ -165,22 +175,41 @@ class PlainWriter(Generic[M]):
         self.writing = False
         self.closed = False
         self._idle: asyncio.Future[None] | None = None
+        self._split = Splitter()
         self._task = self._loop.create_task(self._run(), name="wool-stream-writer")
 
     def send(self, frame: M) -> None:
         if self.closed:
             return
-        self.outbox.append(frame)
+        split = self._split
+        payload = payload_of(frame)
+        if split.active or payload is not None:
+            split.admit(frame, payload, self.outbox)  # type: ignore[arg-type]
+        else:
+            self.outbox.append(frame)
         self._wake()
+
+    @property
+    def queued_bytes(self) -> int:
+        """Bytes of large payloads sent here and not yet handed to gRPC."""
+        return self._split.queued
+
+    async def drain(self) -> None:
+        """Wait while ``queued_bytes`` is over ``chunks.HIGH_WATER`` (until below half)."""
+        await self._split.drain()
 
     def requeue(self, frames: Sequence[M]) -> None:
         """Put ``frames`` back at the head of the outbox: they leave before anything sent since."""
         self.outbox[:0] = frames
+        self._split.requeued_heavy(frames)
+        if self._split.active:
+            self._split.requeued(len(frames))
 
     def close(self) -> None:
         """Drop what is queued; a write in flight finishes, then the task ends."""
         self.closed = True
         self.outbox.clear()
+        self._split.close()
         self._wake()
 
     def _wake(self) -> None:
@@ -190,12 +219,13 @@ class PlainWriter(Generic[M]):
 
     async def _run(self) -> None:
         while not self.closed:
-            if not self.outbox:
+            if not self.outbox and not self._split.active:
                 self._idle = self._loop.create_future()
                 await self._idle
                 continue
-            frames = self.outbox[:_BATCH]
-            del self.outbox[:_BATCH]
+            frames = self._split.batch(self.outbox)
+            if self._split.active:
+                self._split.fill(frames, len(frames))  # type: ignore[arg-type]
             try:
                 data = self._encode(frames)
             except Exception as exc:
@@ -219,6 +249,7 @@ class PlainWriter(Generic[M]):
         if not self.closed:
             self.closed = True
             self.outbox.clear()
+            self._split.close()
             self._on_error(exc)
 
 

@@ -7,6 +7,11 @@ writer task would cost. Frames sent while a write is in flight leave
 together in the next message. The rest of each write is driven from
 done-callbacks, never from a sender's task, so cancelling a sender can
 never cancel the stream.
+
+A frame with a large payload goes out in chunks (``wool.protocol.chunks``),
+one per message in turn with other transfers, while small frames keep
+leaving with the next message; only while a transfer is under way does a
+sent frame cost more than a type check and a length.
 """
 
 from __future__ import annotations
@@ -14,11 +19,12 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Callable, Coroutine, Sequence
 from functools import partial
-from typing import Any, Final, Generic, TypeVar
+from typing import Any, Generic, TypeVar
+
+from wool.protocol.chunks import Splitter, payload_of
 
 M = TypeVar("M")
 
-_BATCH: Final = 4096
 
 Write = Callable[[bytes], Coroutine[Any, Any, None]]
 Reject = Callable[[M, Exception], M | None]
@@ -97,29 +103,49 @@ class FrameWriter(Generic[M]):
         self.outbox: list[M] = []
         self.writing = False
         self.closed = False
+        self._split = Splitter()
 
     def send(self, frame: M) -> None:
         if self.closed:
             return
-        self.outbox.append(frame)
+        payload = payload_of(frame)
+        if payload is None and not self._split.active:
+            self.outbox.append(frame)
+        else:
+            self._split.admit(frame, payload, self.outbox)  # type: ignore[arg-type]
         if not self.writing:
             self._write_next()
+
+    @property
+    def queued_bytes(self) -> int:
+        """Bytes of large payloads sent here and not yet handed to gRPC."""
+        return self._split.queued
+
+    async def drain(self) -> None:
+        """Wait while ``queued_bytes`` is over ``chunks.HIGH_WATER`` (until below half)."""
+        await self._split.drain()
 
     def requeue(self, frames: Sequence[M]) -> None:
         """Put ``frames`` back at the head of the outbox: they leave before anything sent since."""
         self.outbox[:0] = frames
+        self._split.requeued_heavy(frames)
+        if self._split.active:
+            self._split.requeued(len(frames))
 
     def close(self) -> None:
         self.closed = True
         self.outbox.clear()
+        self._split.close()
 
     def _write_next(self) -> None:
-        frames = self.outbox[:_BATCH]
-        del self.outbox[:_BATCH]
+        frames = self._split.batch(self.outbox)
+        if self._split.active:
+            self._split.fill(frames, len(frames))  # type: ignore[arg-type]
         try:
             data = self._encode(frames)
         except Exception as exc:  # a programming error: fail the stream, never stall it
             self.closed = True
+            self._split.close()
             self._on_error(exc)
             return
         self.writing = True
@@ -133,12 +159,13 @@ class FrameWriter(Generic[M]):
                 yielded = write.send(None)
         except StopIteration:
             self.writing = False
-            if self.outbox and not self.closed:
+            if (self.outbox or self._split.active) and not self.closed:
                 self._write_next()
             return
         except BaseException as exc:
             self.writing = False
             self.closed = True
+            self._split.close()
             self._on_error(exc)
             return
         if yielded is None:

@@ -25,6 +25,7 @@ from wool.errors import ProtocolError
 from wool.mesh.client import MeshClient
 from wool.mesh.context import get_default
 from wool.protocol import auth
+from wool.protocol.chunks import Assembler
 from wool.protocol.frames import (
     SERVICE,
     CountersRecord,
@@ -135,14 +136,16 @@ class DispatchService:
 
         session = Session(next(self._sessions), context.write, abort)
         executor = self._executor
+        chunks = Assembler()
         try:
             async for data in requests:
                 try:
-                    frames = decode(data)
+                    frames = chunks.feed(decode(data))
                 except ProtocolError as exc:
                     await context.abort(grpc.StatusCode.INVALID_ARGUMENT, f"wool: {exc}")
                     return
                 executor.receive(session, frames)
+                del data, frames  # a large message is not kept alive until the next one
         except asyncio.CancelledError:
             if not broken:
                 return  # the server is stopping; the caller sees the stream end

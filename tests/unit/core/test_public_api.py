@@ -17,6 +17,7 @@ PUBLIC = {
     "MeshNotRunning",
     "MeshStatistics",
     "NoWorkersAvailable",
+    "PayloadTooLarge",
     "PeerStatistics",
     "ProtocolError",
     "RemoteError",
