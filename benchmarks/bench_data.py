@@ -402,12 +402,15 @@ async def backpressure(config: Config) -> dict[str, Any]:
     import routines_data
 
     import wool
+    from wool import tuning
 
     results: dict[str, Any] = {}
     async with wool.WorkerPool(spawn=2) as pool:
         await asyncio.gather(*(routines.noop() for _ in range(50)))
         pids = {"caller": os.getpid()}
         pids.update({f"worker {i}": w.pid for i, w in enumerate(pool.workers)})
+        gc.collect()
+        tuning.trim()  # what earlier sections left in this process's heap is not this one's
         results["baseline"] = RssSampler(pids).sample()
         blob = np.random.default_rng(2).bytes(MIB)
 

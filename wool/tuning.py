@@ -8,12 +8,13 @@ reusable heap. Workers get this through their environment; a caller process
 gets it via mallopt when its first pool starts. WOOL_TUNE_MALLOC=0 opts out.
 
 Memory comes back: what the raised thresholds keep would stay resident
-after a burst of large payloads. Allocations of ``MMAP_THRESHOLD`` (32 MiB,
-a chunk-assembled argument) and more are mapped and returned at free; for
-the rest, ``codec`` calls ``note_large_payload`` for each payload of 1 MiB
-or more, and once the process has seen none for ``TRIM_AFTER`` seconds a
-background thread calls ``malloc_trim(0)``, which hands free heap pages
-back to the system. Nothing runs on the dispatch path but a clock read.
+after a burst of large payloads. ``codec`` calls ``note_large_payload`` for
+each payload of 1 MiB or more, and once the process has seen none for
+``TRIM_AFTER`` seconds a background thread calls ``malloc_trim(0)``, which
+hands free heap pages back to the system. So buffers up to 1 GiB stay in
+the heap while work runs (measured on this VM: copying a 256 MiB payload
+out took 30 ms into reused heap, 270 to 420 ms into fresh pages) and are
+returned once it stops. Nothing runs on the dispatch path but a clock read.
 
 gRPC transport: with grpcio 1.85, gRPC's older poller-driven socket
 endpoints answer a small message sooner than its EventEngine endpoints
@@ -32,8 +33,8 @@ import threading
 import time
 from typing import Any
 
-MMAP_THRESHOLD = 32 << 20
-TRIM_THRESHOLD = 256 << 20
+MMAP_THRESHOLD = 1 << 30
+TRIM_THRESHOLD = 2 << 30
 GRPC_EXPERIMENTS = ",".join(
     f"-event_engine_{name}" for name in ("client", "listener", "for_all_other_endpoints")
 )

@@ -7,19 +7,18 @@ different calls take turns, one per message, so the small frames sent
 meanwhile (a no-op's Dispatch or Outcome) leave in the next message
 rather than behind the whole transfer. Frames of a call whose transfer
 is still going out wait behind it, so a call's frames never overtake one
-another. The receiver copies each chunk into one buffer of the announced
-size (a ``bytearray``, or for large payloads a writable view of anonymous
-memory) and gives it to the call's next payload frame.
+another. The receiver copies each chunk into one ``bytearray`` of the
+announced size and gives it to the call's next payload frame.
 """
 
 from __future__ import annotations
 
 import asyncio
 import dataclasses
-import mmap
 from collections.abc import Sequence
 from typing import Any, Final, TypeVar
 
+from wool import tuning
 from wool.errors import ProtocolError
 from wool.protocol import frames
 from wool.protocol.frames import (
@@ -258,6 +257,7 @@ class Splitter:
             budget -= len(data)
             self.queued -= len(data)
             message.append(Chunk(call, transfer.total, data))
+            tuning.note_large_payload()
             if transfer.left:
                 active[call] = transfer  # to the back of the turn order
                 continue
@@ -295,16 +295,31 @@ class Splitter:
 
 
 _PREALLOCATE: Final = 4 << 20
-"""Payloads up to this size are assembled in a ``bytearray``; larger ones in anonymous memory.
+"""Payloads up to this size are assembled in a zeroed ``bytearray``; larger ones in one
+whose bytes are not zeroed first.
 
 ``bytearray(n)`` zeroes all ``n`` bytes before the first chunk is copied:
 measured on a loaded 2-core machine, 65 to 120 ms for 64 MiB and 290 to
 350 ms for 256 MiB, a stall of the whole event loop (every other call on
-the process waits). An anonymous mapping is allocated at once and its pages
-arrive as chunks are copied in (a few ms per 1 MiB chunk at worst); it is
-page-aligned, and returned to the system as soon as the payload is freed.
-It is handed on as a writable ``memoryview``.
+the process waits). The C API makes a bytearray without that pass; every
+byte of it is written by a chunk before anyone reads it (``fill`` checks).
+It comes from the heap, which ``wool.tuning`` keeps warm while work runs.
 """
+
+_bytearray_of_size: Any = None
+
+
+def _unzeroed(size: int) -> bytearray:
+    """A bytearray of ``size`` bytes whose contents are whatever the allocator gave."""
+    global _bytearray_of_size
+    if _bytearray_of_size is None:
+        import ctypes
+
+        make = ctypes.pythonapi.PyByteArray_FromStringAndSize
+        make.restype = ctypes.py_object
+        make.argtypes = (ctypes.c_void_p, ctypes.c_ssize_t)
+        _bytearray_of_size = make
+    return _bytearray_of_size(None, size)
 
 
 class Assembler:
@@ -330,7 +345,7 @@ class Assembler:
                     f"call {chunk.call} announced a {total}-byte payload, over the "
                     f"{frames.LIMIT}-byte limit"
                 )
-            buffer = bytearray(total) if total <= _PREALLOCATE else memoryview(mmap.mmap(-1, total))
+            buffer = bytearray(total) if total <= _PREALLOCATE else _unzeroed(total)
             entry = self.open[chunk.call] = [buffer, 0]
         buffer, filled = entry
         end = filled + len(chunk.data)
@@ -338,6 +353,7 @@ class Assembler:
             raise ProtocolError(f"the chunks of call {chunk.call} overrun their {total} bytes")
         buffer[filled:end] = chunk.data
         entry[1] = end
+        tuning.note_large_payload()  # the heap stays warm while a transfer runs
 
     def fill(self, frame: Frame) -> None:
         """Give ``frame`` its call's assembled payload, if chunks of it arrived."""

@@ -255,7 +255,7 @@ def test_a_payload_is_assembled_writable_and_exact_in_either_kind_of_buffer(
     assembled = done.data  # type: ignore[union-attr]
     assert len(assembled) == 2500 and bytes(assembled) == data
     assert not memoryview(assembled).readonly
-    assert type(assembled) is (bytearray if preallocate else memoryview)
+    assert type(assembled) is bytearray
 
 
 def test_a_payload_frame_of_another_call_passes_through_untouched() -> None:
