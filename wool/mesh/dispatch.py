@@ -130,6 +130,22 @@ async def _wait(
         raise
 
 
+async def _drain(conn: Connection, deadline: tuple[float, float] | None, routine: Routine) -> None:
+    """Wait while the stream has much queued (bounded memory), but never past the deadline."""
+    __tracebackhide__ = True
+    if deadline is None:
+        await conn.drain()
+        return
+    try:
+        async with asyncio.timeout_at(_loop_time(deadline[0])):
+            await conn.drain()
+    except TimeoutError:
+        raise DispatchTimeout(
+            f"{routine.__qualname__}() reached its {deadline[1]:.3g}s deadline before "
+            f"{conn.describe()} could take its arguments; nothing was sent"
+        ) from None
+
+
 def _loop_time(deadline: float) -> float:
     """A time.monotonic() deadline on the running loop's clock."""
     return asyncio.get_running_loop().time() + (deadline - time.monotonic())
@@ -155,7 +171,7 @@ async def call(routine: Routine, args: tuple, kwargs: dict, timeout: float | Non
     ctx = None if values is None else contextvar.encode(values, _to(routine))
     conn = await _connect(mesh, routine)
     if chunks.heavy(len(data)):
-        await conn.drain()  # bounded memory: wait while this stream has much queued
+        await _drain(conn, deadline, routine)
     counters = mesh.dispatched
     call_id, waiter = conn.dispatch(routine, data, _left(deadline), _parent(), _sink(), ctx)
     counters.started += 1
@@ -202,7 +218,7 @@ async def stream(
     ctx = None if known is None else contextvar.encode(known, _to(routine))
     conn = await _connect(mesh, routine)
     if chunks.heavy(len(data)):
-        await conn.drain()  # bounded memory: wait while this stream has much queued
+        await _drain(conn, deadline, routine)
     counters = mesh.dispatched
     call_id, waiter = conn.dispatch(routine, data, _left(deadline), _parent(), _sink(), ctx)
     counters.started += 1

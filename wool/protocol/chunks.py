@@ -50,6 +50,15 @@ _BATCH: Final = 4096
 """The most frames one message carries."""
 
 
+def split(frame: Frame, payload: Payload) -> bool:
+    """Whether ``frame`` (heavy, with ``payload``) goes out in chunks.
+
+    A routine's global (``Value``) never does: later calls count on it being
+    known to the worker as soon as it is queued, so nothing may overtake it.
+    """
+    return type(frame) is not Value and chunked(payload)
+
+
 def chunked(payload: Payload) -> bool:
     """Whether ``payload`` goes out in chunks: over ``frames.CHUNK`` by more than a quarter.
 
@@ -192,7 +201,7 @@ class Splitter:
         """Frames put back at the head of the outbox count as queued again."""
         for frame in returned:
             payload = payload_of(frame)
-            if payload is not None and not chunked(payload):
+            if payload is not None and not split(frame, payload):
                 self.heavy += len(payload)
                 self.queued += len(payload)
 
@@ -202,7 +211,7 @@ class Splitter:
         if transfer is None:
             if payload is None:
                 outbox.append(frame)
-            elif chunked(payload):
+            elif split(frame, payload):
                 self._start(frame, payload, len(outbox))
             else:
                 outbox.append(frame)
@@ -267,7 +276,7 @@ class Splitter:
                 payload = payload_of(frame)
                 if payload is not None:
                     self.queued -= len(payload)
-                    if chunked(payload):
+                    if split(frame, payload):
                         self._start(frame, payload, 0).behind = behind[i + 1 :]
                         break
                 message.append(frame)
@@ -280,11 +289,10 @@ class Splitter:
 
     async def drain(self) -> None:
         """Return once queued payload bytes are below ``HIGH_WATER`` (below half, if waiting)."""
-        if self.queued <= HIGH_WATER:
-            return
-        if self._drained is None:
-            self._drained = asyncio.get_running_loop().create_future()
-        await asyncio.shield(self._drained)
+        while self.queued > HIGH_WATER:  # woken together: each checks again before going on
+            if self._drained is None:
+                self._drained = asyncio.get_running_loop().create_future()
+            await asyncio.shield(self._drained)
 
     def _release(self) -> None:
         drained = self._drained
@@ -345,7 +353,12 @@ class Assembler:
                     f"call {chunk.call} announced a {total}-byte payload, over the "
                     f"{frames.LIMIT}-byte limit"
                 )
-            buffer = bytearray(total) if total <= _PREALLOCATE else _unzeroed(total)
+            try:
+                buffer = bytearray(total) if total <= _PREALLOCATE else _unzeroed(total)
+            except MemoryError:
+                raise ProtocolError(
+                    f"call {chunk.call} announced a {total}-byte payload; no memory for it"
+                ) from None
             entry = self.open[chunk.call] = [buffer, 0]
         buffer, filled = entry
         end = filled + len(chunk.data)

@@ -175,7 +175,7 @@ refuses a larger message. Tests lower it with ``WOOL_MESSAGE_LIMIT`` (read
 at import, and inherited by workers) or by setting this attribute.
 """
 
-CHUNK: int = int(os.environ.get("WOOL_CHUNK_SIZE") or 1 << 20)
+CHUNK: int = max(int(os.environ.get("WOOL_CHUNK_SIZE") or 1 << 20), 4096)
 """Payloads larger than this (by more than a quarter) travel as Chunk frames of about this size.
 
 Also about the most chunk bytes one message carries (a last chunk takes a

@@ -307,3 +307,35 @@ async def test_close_releases_drain_waiters(kind: type, monkeypatch: pytest.Monk
         await draining
     assert writer.queued_bytes == 0
     wire.gate.set()
+
+
+@pytest.mark.parametrize("kind", WRITERS)
+async def test_a_large_global_is_never_overtaken_by_the_calls_that_need_it(kind: type) -> None:
+    wire = Wire(hold=True)
+    writer = writer_for(kind, wire)
+    writer.send(Outcome(99, RETURN, b"first"))  # in flight: what follows queues
+    await wire.until(lambda: wire.messages)
+    writer.send(Value(1, b"digest", pattern(5 * CHUNK)))
+    writer.send(dispatch(2, b"uses the global"))
+    wire.gate.set()
+    await wire.until(lambda: writer.queued_bytes == 0 and not writer.outbox and not writer.writing)
+    assert not any(type(f) is Chunk for m in wire.messages for f in m)
+    order = [type(f) for f in wire.received()]
+    assert order.index(Value) < order.index(Dispatch)
+    writer.close()
+
+
+async def test_drain_waiters_check_again_before_going_on() -> None:
+    splitter = chunks.Splitter()
+    splitter.queued = chunks.HIGH_WATER + 1
+    waiters = [asyncio.ensure_future(splitter.drain()) for _ in range(2)]
+    await asyncio.sleep(0)
+    splitter.queued = chunks.HIGH_WATER // 2 - 1
+    splitter._release()
+    splitter.queued = chunks.HIGH_WATER + 1  # the first one woken queued again
+    await asyncio.sleep(0)
+    await asyncio.sleep(0)
+    assert not any(w.done() for w in waiters)
+    splitter.close()
+    async with asyncio.timeout(5):
+        await asyncio.gather(*waiters)
