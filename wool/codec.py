@@ -271,7 +271,7 @@ def _load_other(data: frames.Payload) -> Any:
         data = bytes(data)
     if len(data) >= REPICKLE:
         tuning.note_large_payload()
-    return load_buffers(data)
+    return load_buffers(data, writable=True)
 
 
 def _label(args: tuple, kwargs: dict) -> list[tuple[str, object]]:
@@ -668,10 +668,13 @@ def pickled_buffers(value: object) -> bytes | Buffers:
     return Buffers(data, views) if views else data
 
 
-def load_buffers(data: bytes | bytearray | memoryview) -> Any:
+def load_buffers(data: bytes | bytearray | memoryview, writable: bool = False) -> Any:
     """A value as ``pickled_buffers`` made it: None, a pickle, or a pickle with its buffers.
 
-    Buffers come back as views of ``data`` (writable when it is).
+    Buffers come back as views of ``data`` (writable when it is). With
+    ``writable``, a read-only ``data`` (a payload inside a received message,
+    1.25 MiB at most) has its buffers copied out, so arrays arrive writable
+    as they would in band, and do not keep the whole message alive.
     """
     if not data:
         return None
@@ -689,6 +692,7 @@ def load_buffers(data: bytes | bytearray | memoryview) -> Any:
         offset = _aligned(offset)
         if offset + length > len(view):
             raise SerializationError("a payload's buffers run past its end")
-        buffers.append(view[offset : offset + length])
+        buffer = view[offset : offset + length]
+        buffers.append(bytearray(buffer) if writable and view.readonly else buffer)
         offset += length
     return pickle.loads(meta, buffers=buffers)

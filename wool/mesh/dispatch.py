@@ -255,11 +255,11 @@ async def stream(
             except GeneratorExit:
                 raise
             except BaseException as exc:
-                step, payload = THROW, _step_value(conn, call_id, exc)
+                step, payload = THROW, _step_value(conn, call_id, exc, mesh.max_payload)
             else:
                 step, payload = NEXT, b""
                 if sent is not None:
-                    step, payload = SEND, _step_value(conn, call_id, sent)
+                    step, payload = SEND, _step_value(conn, call_id, sent, mesh.max_payload)
             ctx = _changed(conn, call_id, routine, known)
             if ctx is not None:
                 known = contextvar.current()
@@ -322,10 +322,10 @@ def _undecodable(
     )
 
 
-def _step_value(conn: Connection, call: int, value: object) -> Payload:
+def _step_value(conn: Connection, call: int, value: object, limit: int | None) -> Payload:
     """``value`` encoded for a remote generator; if it cannot be, the generator is cancelled."""
     try:
-        return codec.encode_value(value)
+        return codec.encode_value(value, limit)
     except SerializationError:
         conn.cancel(call)  # else it would wait for this step forever
         raise

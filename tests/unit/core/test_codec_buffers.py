@@ -165,3 +165,13 @@ def test_unpicklable_arguments_are_still_named() -> None:
 
     with pytest.raises(wool.SerializationError, match=r"^f\(\): positional argument 1 \(lock\)"):
         codec.encode_call("f", (b"x" * BIG, threading.Lock()), {})
+
+
+def test_an_array_inside_a_received_message_arrives_writable_and_on_its_own_memory() -> None:
+    np = pytest.importorskip("numpy")
+    array = np.arange(20_000, dtype=np.float64)  # 160 KB: out of band, too small to chunk
+    message = memoryview(bytes(codec.encode_call("f", (array,), {})))  # read-only, as received
+    (back,), _ = codec.decode_call(message)
+    assert back.flags.writeable and np.array_equal(back, array)
+    back += 1  # in place, as with an array pickled in band
+    assert not np.shares_memory(back, np.frombuffer(message, dtype=np.uint8))
