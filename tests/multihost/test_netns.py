@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import netns
@@ -42,13 +43,19 @@ def test_close_ends_processes_by_pid_and_deletes_everything() -> None:
     if why is not None:
         pytest.skip(why)
     network = netns.Network(2, suffix=f"w{os.getpid() % 100000}t")
-    host = network.hosts[0]
-    proc = host.spawn([sys.executable, "-c", "import time; time.sleep(60)"])
-    host.hosts_file([(host.address, "x")])
-    assert host.pids_inside() == [proc.pid]
-    assert network.close() == []
-    assert not netns.pid_alive(proc.pid)
-    assert network.leftovers() == []
-    assert not (netns.ETC_NETNS / host.name).exists()
-    names = subprocess.run(["ip", "netns", "list"], capture_output=True, text=True).stdout
-    assert host.name not in names
+    try:
+        host = network.hosts[0]
+        proc = host.spawn([sys.executable, "-c", "import time; time.sleep(60)"])
+        host.hosts_file([(host.address, "x")])
+        deadline = time.monotonic() + 10  # `ip netns exec` enters the namespace, then execs
+        while host.pids_inside() != [proc.pid]:
+            assert time.monotonic() < deadline, f"{proc.pid} never showed inside {host.name}"
+            time.sleep(0.02)
+        assert network.close() == []
+        assert not netns.pid_alive(proc.pid)
+        assert network.leftovers() == []
+        assert not (netns.ETC_NETNS / host.name).exists()
+        names = subprocess.run(["ip", "netns", "list"], capture_output=True, text=True).stdout
+        assert host.name not in names
+    finally:
+        network.close()  # a failed check above must not leave the namespaces or processes
