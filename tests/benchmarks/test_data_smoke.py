@@ -8,17 +8,13 @@ stays out of the test suite.
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
-import signal
-import subprocess
 import sys
-import uuid
 from pathlib import Path
 
 import pytest
-from test_peers_smoke import _wait_gone
+from reaped import run_reaped
 
 SCRIPT = Path(__file__).resolve().parents[2] / "benchmarks" / "bench_data.py"
 SECTIONS = (
@@ -34,16 +30,8 @@ CHARTS = ("data_payload.png", "data_scaling.png", "data_fib.png")
 @pytest.mark.integration
 @pytest.mark.timeout(180)
 def test_quick_run_prints_every_section_and_writes_the_charts(tmp_path: Path) -> None:
-    token = f"wool-data-smoke-{uuid.uuid4().hex}"
-    env = {**os.environ, "DATA_SMOKE": token}
     command = [sys.executable, str(SCRIPT), "--quick", f"--out={tmp_path}"]
-    try:
-        done = subprocess.run(command, env=env, capture_output=True, text=True, timeout=150)
-    finally:
-        left = _wait_gone(token, 20.0)
-        for pid in left:  # ours: they carry this run's token
-            with contextlib.suppress(ProcessLookupError):
-                os.kill(pid, signal.SIGKILL)
+    done, left = run_reaped(command, dict(os.environ), "DATA_SMOKE", timeout=150)
     assert left == [], f"processes outlived the run: {left}"
     assert done.returncode == 0, done.stdout + done.stderr
 

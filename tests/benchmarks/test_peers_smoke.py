@@ -9,18 +9,14 @@ full comparison (``make bench-peers``) stays out of the test suite.
 
 from __future__ import annotations
 
-import contextlib
 import json
 import math
 import os
-import signal
-import subprocess
 import sys
-import time
-import uuid
 from pathlib import Path
 
 import pytest
+from reaped import run_reaped
 
 PEERS = Path(__file__).resolve().parents[2] / "benchmarks" / "peers"
 METRICS = (
@@ -35,35 +31,10 @@ METRICS = (
 )
 
 
-def _marked(token: str) -> list[int]:
-    """PIDs of live processes whose environment holds ``token``."""
-    found = []
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            if token.encode() in (entry / "environ").read_bytes():
-                status = (entry / "stat").read_text().rsplit(")", 1)[-1].split()[0]
-                if status != "Z":
-                    found.append(int(entry.name))
-        except OSError:
-            continue
-    return found
-
-
-def _wait_gone(token: str, timeout: float) -> list[int]:
-    """Wait until no process carries ``token``; return the ones still there at the bound."""
-    deadline = time.monotonic() + timeout
-    while (left := _marked(token)) and time.monotonic() < deadline:
-        time.sleep(0.05)
-    return left
-
-
 @pytest.mark.integration
 def test_harness_runs_wools_column_with_tiny_counts(tmp_path: Path) -> None:
-    token = f"wool-peers-smoke-{uuid.uuid4().hex}"
     out = tmp_path / "results"
-    env = {**os.environ, "WOOL_PEERS_DIR": str(tmp_path / "scratch"), "PEERS_SMOKE": token}
+    env = {**os.environ, "WOOL_PEERS_DIR": str(tmp_path / "scratch")}
     command = [
         sys.executable,
         str(PEERS / "bench_peers.py"),
@@ -76,13 +47,7 @@ def test_harness_runs_wools_column_with_tiny_counts(tmp_path: Path) -> None:
         "--system-wait=0",
         f"--out={out}",
     ]
-    try:
-        done = subprocess.run(command, env=env, capture_output=True, text=True, timeout=90)
-    finally:
-        left = _wait_gone(token, 20.0)
-        for pid in left:  # ours: they carry this run's token
-            with contextlib.suppress(ProcessLookupError):
-                os.kill(pid, signal.SIGKILL)
+    done, left = run_reaped(command, env, "PEERS_SMOKE", timeout=90)
     assert left == [], f"processes outlived the run: {left}"
     assert done.returncode == 0, done.stdout + done.stderr
 
