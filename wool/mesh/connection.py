@@ -239,11 +239,6 @@ class Connection:
         assert self._writer is not None
         self._writer.send(frame)
 
-    @property
-    def queued_bytes(self) -> int:
-        """Bytes of large payloads waiting to be written on this stream."""
-        return 0 if self._writer is None else self._writer.queued_bytes
-
     async def drain(self) -> None:
         """Wait while too many payload bytes wait to be written here (``chunks.HIGH_WATER``)."""
         if self._writer is not None:
