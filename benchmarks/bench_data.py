@@ -57,7 +57,7 @@ from tcp_bulk import TcpBulkFloor  # noqa: E402
 
 KIB, MIB = 1 << 10, 1 << 20
 #: The gRPC floor sends a payload above this as a stream of messages of this size (the
-#: echo server refuses messages over 64 MiB; Wool chunks at 1 MiB by default too).
+#: echo server refuses messages over 64 MiB; Wool's chunks are 512 KiB by default).
 GRPC_CHUNK = MIB
 #: The stated bound on a no-op's p99 while a 256 MiB transfer shares its worker.
 HOL_P99_BOUND_MS = 5.0

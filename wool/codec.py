@@ -37,6 +37,7 @@ from typing import Any
 
 from wool import tuning
 from wool.errors import PayloadTooLarge, RemoteError, SerializationError
+from wool.protocol import buffers as layout
 from wool.protocol import frames
 
 PROTOCOL = pickle.HIGHEST_PROTOCOL
@@ -248,9 +249,11 @@ def _sized_bytes(data: bytes, kind: type, limit: int | None) -> bytes:
 def decode_value(data: frames.Payload) -> Any:
     """The value ``encode_value`` made, rebuilt on views of ``data`` where the library allows.
 
-    Out-of-band buffers (numpy arrays, memoryviews) share ``data``'s memory,
-    writable when ``data`` is a bytearray; ``bytes`` and ``bytearray`` values
-    are copied out once, as those types own their memory.
+    Out-of-band buffers (numpy arrays, memoryviews) share the received memory,
+    writable when it is a bytearray (or a ``buffers.Received``, whose buffers
+    have memory of their own); ``bytes`` and ``bytearray`` values are the
+    received objects themselves when the chunk assembler made them
+    (``Received``), else copied out once, as those types own their memory.
     """
     if not data:
         return None
@@ -267,6 +270,9 @@ def decode_value(data: frames.Payload) -> Any:
 
 def _load_other(data: frames.Payload) -> Any:
     """A payload with buffers out of band, or one made here (``Parts``) and not sent."""
+    if type(data) is layout.Received:
+        tuning.note_large_payload()
+        return pickle.loads(data.front[data.head.meta[0] : data.head.meta[1]], buffers=data.buffers)
     if isinstance(data, frames.Parts):
         data = bytes(data)
     if len(data) >= REPICKLE:
@@ -472,34 +478,19 @@ def value_digest(data: bytes | memoryview) -> bytes:
     return hashlib.sha256(data).digest()[:16]
 
 
-_OUT_OF_BAND = b"W"
-_MARK = _OUT_OF_BAND[0]  # a pickle of protocol 2 or more starts with 0x80, never this
-_BUFFERS = struct.Struct(">IQ")  # buffer count, pickle length; then a u64 length per buffer
-_ALIGN = 64
-_PAD = bytes(_ALIGN)
-
-
-def _aligned(offset: int) -> int:
-    return (offset + _ALIGN - 1) & -_ALIGN
+_MARK = layout.MARK[0]  # a pickle of protocol 2 or more starts with 0x80, never this
 
 
 def _payload_size(meta: bytes, views: list[memoryview]) -> int:
     """Bytes of the payload ``Buffers(meta, views)`` would be, computed without building it."""
-    if not views:
-        return len(meta)
-    offset = 1 + _BUFFERS.size + 8 * len(views) + len(meta)
-    for view in views:
-        offset = _aligned(offset) + view.nbytes
-    return offset
+    return layout.size_of(len(meta), [view.nbytes for view in views])
 
 
 class Buffers(frames.Parts):
     """A value pickled with its large buffers (numpy arrays, bytes) left where they are.
 
-    Layout: ``b"W"``, the buffer count and pickle length, a u64 length per
-    buffer, the pickle, then each buffer starting at an offset (from the
-    payload's start) that is a multiple of 64, zero padding between. The
-    writer sends the parts as they are; nothing joins them before the wire.
+    Laid out as ``wool.protocol.buffers`` says. The writer sends the parts
+    as they are; nothing joins them before the wire.
     Its digest hashes the buffers in place, with no copy; ``bytes()``
     joins them when bytes are needed (a by-value global a worker lacks).
     Pickled (inside a ContextVar payload), it becomes those bytes.
@@ -508,16 +499,15 @@ class Buffers(frames.Parts):
     __slots__ = ()
 
     def __init__(self, meta: bytes, buffers: list[memoryview]) -> None:
-        head = _OUT_OF_BAND + _BUFFERS.pack(len(buffers), len(meta))
-        head += struct.pack(f">{len(buffers)}Q", *(b.nbytes for b in buffers))
+        head = layout.head_bytes(len(meta), buffers)
         parts: list[bytes | memoryview] = [head, meta]
         offset = len(head) + len(meta)
         for buffer in buffers:
-            start = _aligned(offset)
-            if start != offset:
-                parts.append(_PAD[: start - offset])
+            pad = layout.padding(offset)
+            if pad:
+                parts.append(pad)
             parts.append(buffer)
-            offset = start + buffer.nbytes
+            offset += len(pad) + buffer.nbytes
         self.parts = parts
         self.size = offset
 
@@ -577,10 +567,17 @@ def _view_of(buffer: Any, format: str, shape: tuple[int, ...]) -> memoryview:
         return view
 
 
+def _own(buffer: Any, as_bytes: bool) -> bytes | bytearray:
+    """A marked ``bytes``/``bytearray`` rebuilt: the received object itself when the chunk
+    assembler gave it one of that type (``buffers.Received``), else a copy of the view."""
+    kind = bytes if as_bytes else bytearray
+    return buffer if type(buffer) is kind else kind(buffer)
+
+
 def _reduce_buffer(obj: Any) -> Any:
     """How the buffer pickler ships a bytearray, memoryview or marked bytes (large: out of band)."""
     if type(obj) is _Large:
-        return (type(obj.data), (pickle.PickleBuffer(obj.data),))
+        return (_own, (pickle.PickleBuffer(obj.data), type(obj.data) is bytes))
     if obj.c_contiguous:
         return (_view_of, (pickle.PickleBuffer(obj), obj.format, obj.shape))
     return (_view_of, (obj.tobytes(), obj.format, obj.shape))
@@ -673,7 +670,7 @@ def load_buffers(data: bytes | bytearray | memoryview, writable: bool = False) -
 
     Buffers come back as views of ``data`` (writable when it is). With
     ``writable``, a read-only ``data`` (a payload inside a received message,
-    1.25 MiB at most) has its buffers copied out, so arrays arrive writable
+    2.5 chunks, 1.25 MiB by default, at most) has its buffers copied out, so arrays arrive writable
     as they would in band, and do not keep the whole message alive.
     """
     if not data:
@@ -681,18 +678,19 @@ def load_buffers(data: bytes | bytearray | memoryview, writable: bool = False) -
     if data[0] != _MARK:
         return pickle.loads(data)
     view = memoryview(data)
-    count, size = _BUFFERS.unpack_from(view, 1)
-    offset = 1 + _BUFFERS.size
-    lengths = struct.unpack_from(f">{count}Q", view, offset)
-    offset += 8 * count
-    meta = view[offset : offset + size]
-    offset += size
+    try:
+        head = layout.read_head(view)
+    except struct.error:
+        head = None
+    if head is None:
+        raise SerializationError("a payload's head runs past its end")
+    meta = view[head.meta[0] : head.meta[1]]
     buffers = []
-    for length in lengths:
-        offset = _aligned(offset)
-        if offset + length > len(view):
+    copy = writable and view.readonly
+    for (start, stop), kind in zip(head.spans, head.kinds, strict=True):
+        if stop > len(view):
             raise SerializationError("a payload's buffers run past its end")
-        buffer = view[offset : offset + length]
-        buffers.append(bytearray(buffer) if writable and view.readonly else buffer)
-        offset += length
+        buffer = view[start:stop]
+        # A bytes value is copied once by ``_own``; anything else gets writable memory here.
+        buffers.append(bytearray(buffer) if copy and kind is not bytes else buffer)
     return pickle.loads(meta, buffers=buffers)

@@ -38,3 +38,9 @@ async def blocks(count: int, size: int, marker: str) -> AsyncGenerator[bytes, No
         scratch.write_text(str(i + 1))
         scratch.replace(path)  # atomic, so a reader never sees a half-written file
         yield bytes([i % 256]) * size
+
+
+@wool.routine
+async def zeros(size: int) -> bytes:
+    """``size`` zero bytes, made on the worker."""
+    return bytes(size)

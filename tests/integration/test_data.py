@@ -171,3 +171,12 @@ async def test_an_argument_over_the_limit_is_refused_before_sending() -> None:
         (peer,) = (await pool.statistics()).peers
     assert peer.executed.started == 2, "a refused call reached the worker"
     assert peer.executed.completed == 2 and peer.executed.failed == 0
+
+
+async def test_a_result_over_the_pools_limit_fails_its_call_alone() -> None:
+    async with asyncio.timeout(60), wool.WorkerPool(spawn=1, max_payload=MIB) as pool:
+        with pytest.raises(wool.PayloadTooLarge, match="max_payload"):
+            await rd.zeros(2 * MIB)
+        assert await rd.zeros(1024) == bytes(1024)
+        (peer,) = (await pool.statistics()).peers
+    assert peer.executed.failed == 1 and peer.executed.completed == 1

@@ -34,6 +34,7 @@ from wool.protocol.frames import (
     Cancel,
     Chunk,
     Context,
+    Credit,
     Dispatch,
     Frame,
     NeedCode,
@@ -362,6 +363,13 @@ class Connection:
                 self.contexts[frame.call] = frame.values
             elif type(frame) is Chunk:
                 chunks.add(frame)
+            elif type(frame) is Credit:
+                assert self._writer is not None
+                self._writer.credit(frame.size)
+        if chunks.credit:
+            credit = chunks.take_credit()
+            if credit is not None:
+                self._send(credit)
 
     def _resend_with_code(self, request: NeedCode) -> None:
         """Send again only what the worker named (one value, or the code), then the Dispatch."""

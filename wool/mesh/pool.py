@@ -113,8 +113,10 @@ class WorkerPool:
     ``max_payload`` (bytes; None: ``WOOL_MAX_PAYLOAD``, else 2 GiB) caps the
     encoded arguments of one call made through this pool: a larger call
     raises ``wool.PayloadTooLarge`` naming the argument, before anything is
-    sent. Payloads of any size up to it travel in chunks, interleaved with
-    other calls. ValueError if it is not a positive int.
+    sent. Workers the pool spawns apply it to what they send back (a result
+    over it fails its call with ``PayloadTooLarge``) and to their own calls.
+    Payloads of any size up to it travel in chunks, interleaved with other
+    calls. ValueError if it is not a positive int.
     """
 
     def __init__(
@@ -237,11 +239,14 @@ class WorkerPool:
                 self._make_default()
         return self
 
+    def _start_workers(self, count: int) -> list[LocalWorker]:
+        return spawn.spawn(
+            count, self.tags, self._secret, self.host, self._credentials, self._mesh.max_payload
+        )
+
     def _spawn(self) -> None:
         tuning.tune_this_process()
-        self._workers = spawn.spawn(
-            self.size, self.tags, self._secret, self.host, self._credentials
-        )
+        self._workers = self._start_workers(self.size)
 
     def _await_ready(self) -> None:
         spawn.wait_ready(self._workers, self.start_timeout)
@@ -313,7 +318,7 @@ class WorkerPool:
             missing = self.size - sum(w.id not in self._gone for w in self._workers)
             if self._state != "running" or missing <= 0:
                 return False
-            fresh = spawn.spawn(missing, self.tags, self._secret, self.host, self._credentials)
+            fresh = self._start_workers(missing)
             self._workers.extend(fresh)
         try:
             spawn.wait_ready(fresh, self.start_timeout)
@@ -393,9 +398,7 @@ class WorkerPool:
                 fresh: list[LocalWorker] = []
                 victims: list[LocalWorker] = []
                 if n > len(live):
-                    fresh = spawn.spawn(
-                        n - len(live), self.tags, self._secret, self.host, self._credentials
-                    )
+                    fresh = self._start_workers(n - len(live))
                     self._workers.extend(fresh)
                 self.size = n
             if fresh:

@@ -65,13 +65,17 @@ def spawn(
     secret: bytes,
     host: str,
     credentials: WorkerCredentials | None = None,
+    max_payload: int | None = None,
 ) -> list[LocalWorker]:
     """Start ``count`` workers; returns at once (see wait_ready).
 
-    ``credentials`` (PEM, on stdin like the secret) make them serve mutual TLS.
+    ``credentials`` (PEM, on stdin like the secret) make them serve mutual TLS;
+    ``max_payload`` becomes their ``WOOL_MAX_PAYLOAD``.
     """
     workers: list[LocalWorker] = []
     env = tuning.worker_environment(dict(os.environ))
+    if max_payload is not None:
+        env["WOOL_MAX_PAYLOAD"] = str(max_payload)
     env.setdefault("PYTHONUNBUFFERED", "1")
     sys_path = [os.path.abspath(p or os.curdir) for p in sys.path]
     try:

@@ -7,24 +7,32 @@ different calls take turns, one per message, so the small frames sent
 meanwhile (a no-op's Dispatch or Outcome) leave in the next message
 rather than behind the whole transfer. Frames of a call whose transfer
 is still going out wait behind it, so a call's frames never overtake one
-another. The receiver copies each chunk into one ``bytearray`` of the
-announced size and gives it to the call's next payload frame.
+another. At most ``window()`` chunk bytes are in flight: the receiver
+answers what it takes in with ``Credit``, so small frames never queue
+behind more than that in gRPC's buffers. The receiver copies each chunk
+into memory of the announced size (one object per out-of-band buffer when
+it can, ``wool.protocol.buffers``) and gives it to the call's next payload
+frame.
 """
 
 from __future__ import annotations
 
 import asyncio
 import dataclasses
+import struct
+import sys
 from collections.abc import Sequence
 from typing import Any, Final, TypeVar
 
 from wool import tuning
 from wool.errors import ProtocolError
 from wool.protocol import frames
+from wool.protocol.buffers import ALIGN, MARK, Head, Received, read_head
 from wool.protocol.frames import (
     Cancel,
     Chunk,
     Context,
+    Credit,
     Dispatch,
     Frame,
     Outcome,
@@ -36,13 +44,28 @@ from wool.protocol.frames import (
 
 F = TypeVar("F")
 
+
+def window() -> int:
+    """Chunk bytes one stream may have sent and not yet had credited (``Credit``).
+
+    gRPC's flow-control window is sized for throughput (it grows to many
+    MiB), and a receiver takes in chunks more slowly than loopback delivers
+    them, so without this a small frame sent behind a transfer waited behind
+    every chunk buffered on the way (measured: 15 to 25 ms during a 256 MiB
+    return). With two chunks in flight (``frames.WINDOW`` by default) a
+    no-op's p99 was 4 to 7 ms on a 2-core machine, at 0.8x to 1.3x the raw
+    TCP round trip for 256 MiB; ``benchmarks/bench_data.py`` measures both.
+    """
+    return max(frames.WINDOW or 2 * frames.CHUNK, frames.CHUNK)
+
+
 HIGH_WATER: Final = 64 << 20
 """``Splitter.drain`` waits while more payload bytes than this are queued, until below half."""
 
 
 def heavy(size: int) -> bool:
     """Whether a payload of ``size`` bytes counts as queued bytes (a sixteenth of
-    ``frames.CHUNK``, 64 KiB by default, or more): a message carries only a few of those."""
+    ``frames.CHUNK``, 32 KiB by default, or more): a message carries only a few of those."""
     return size >= frames.CHUNK >> 4
 
 
@@ -60,13 +83,14 @@ def split(frame: Frame, payload: Payload) -> bool:
 
 
 def chunked(payload: Payload) -> bool:
-    """Whether ``payload`` goes out in chunks: over ``frames.CHUNK`` by more than a quarter.
+    """Whether ``payload`` goes out in chunks: over two and a half chunks (1.25 MiB by default).
 
-    Splitting a payload just over it would cost a second message for a
-    sliver (measured: a 1 MiB echo took 1.5 to 2 ms longer in two chunks).
+    One message of up to that holds a small frame back about a millisecond
+    on loopback; splitting it costs more (measured: a 1 MiB echo took 1.5
+    to 2 ms longer in two chunks, 1.8x the gRPC floor against 1.3x whole).
     """
     chunk = frames.CHUNK
-    return len(payload) > chunk + (chunk >> 2)
+    return len(payload) > 2 * chunk + (chunk >> 1)
 
 
 def payload_of(frame: Any) -> Payload | None:
@@ -159,7 +183,7 @@ class Splitter:
     more than ``frames.CHUNK`` chunk bytes in all, taking turns.
     """
 
-    __slots__ = ("_drained", "active", "heavy", "queued")
+    __slots__ = ("_drained", "active", "heavy", "queued", "unacked")
 
     def __init__(self) -> None:
         self.active: dict[int, _Transfer] = {}
@@ -168,6 +192,8 @@ class Splitter:
         """Payload bytes of heavy frames not yet in a message."""
         self.heavy = 0
         """Of those, the bytes of heavy frames in the outbox (too small to chunk)."""
+        self.unacked = 0
+        """Chunk bytes sent and not yet credited by the receiver."""
         self._drained: asyncio.Future[None] | None = None
 
     def batch(self, outbox: list[F]) -> list[F]:
@@ -240,6 +266,15 @@ class Splitter:
                 self.queued -= len(payload)
         self._release()
 
+    @property
+    def sendable(self) -> bool:
+        """Whether a transfer may send a chunk now (one is active, and the window has room)."""
+        return bool(self.active) and self.unacked + frames.CHUNK <= window()
+
+    def credit(self, size: int) -> None:
+        """The receiver took in ``size`` more chunk bytes."""
+        self.unacked = max(0, self.unacked - size)
+
     def requeued(self, count: int) -> None:
         """``count`` frames went back to the head of the outbox: they must leave first."""
         for transfer in self.active.values():
@@ -252,6 +287,8 @@ class Splitter:
             for transfer in active.values():
                 if transfer.hold:
                     transfer.hold = max(0, transfer.hold - taken)
+        if self.unacked + frames.CHUNK > window():
+            return
         budget = frames.CHUNK
         for transfer in list(active.values()):
             if budget <= 0:
@@ -265,6 +302,7 @@ class Splitter:
             data = transfer.take(size)  # no sliver left for a message of its own
             budget -= len(data)
             self.queued -= len(data)
+            self.unacked += len(data)
             message.append(Chunk(call, transfer.total, data))
             tuning.note_large_payload()
             if transfer.left:
@@ -284,7 +322,7 @@ class Splitter:
 
     def close(self) -> None:
         self.active.clear()
-        self.queued = self.heavy = 0
+        self.queued = self.heavy = self.unacked = 0
         self._release()
 
     async def drain(self) -> None:
@@ -303,31 +341,146 @@ class Splitter:
 
 
 _PREALLOCATE: Final = 4 << 20
-"""Payloads up to this size are assembled in a zeroed ``bytearray``; larger ones in one
-whose bytes are not zeroed first.
+"""Payloads up to this size are assembled in zeroed memory; larger ones in memory whose
+bytes are not zeroed first.
 
 ``bytearray(n)`` zeroes all ``n`` bytes before the first chunk is copied:
 measured on a loaded 2-core machine, 65 to 120 ms for 64 MiB and 290 to
 350 ms for 256 MiB, a stall of the whole event loop (every other call on
-the process waits). The C API makes a bytearray without that pass; every
-byte of it is written by a chunk before anyone reads it (``fill`` checks).
-It comes from the heap, which ``wool.tuning`` keeps warm while work runs.
+the process waits). The C API makes a bytearray (or bytes) without that
+pass; every byte of it is written by a chunk before anyone reads it
+(``fill`` checks). It comes from the heap, which ``wool.tuning`` keeps
+warm while work runs.
 """
 
-_bytearray_of_size: Any = None
+_native: dict[type, Any] = {}
+_BYTES_DATA: Final = bytes.__basicsize__ - 1
+"""Where a ``bytes`` object's data starts, from its address (CPython)."""
 
 
-def _unzeroed(size: int) -> bytearray:
-    """A bytearray of ``size`` bytes whose contents are whatever the allocator gave."""
-    global _bytearray_of_size
-    if _bytearray_of_size is None:
+def _unzeroed(kind: type, size: int) -> Any:
+    """A ``kind`` (bytes or bytearray) of ``size`` bytes holding whatever the allocator gave."""
+    make = _native.get(kind)
+    if make is None:
         import ctypes
 
-        make = ctypes.pythonapi.PyByteArray_FromStringAndSize
+        name = "PyBytes_FromStringAndSize" if kind is bytes else "PyByteArray_FromStringAndSize"
+        make = getattr(ctypes.pythonapi, name)
         make.restype = ctypes.py_object
         make.argtypes = (ctypes.c_void_p, ctypes.c_ssize_t)
-        _bytearray_of_size = make
-    return _bytearray_of_size(None, size)
+        _native[kind] = make
+    return make(None, size)
+
+
+def _new_buffer(kind: type | None, size: int) -> tuple[Any, memoryview]:
+    """Memory for one incoming buffer, and a writable byte view of it.
+
+    A ``bytes`` is written in place through its address before anyone else
+    holds it, as C code fills the object it has just made; that saves the
+    copy ``bytes(received)`` would cost (measured: 400 ms for 256 MiB of
+    fresh pages here). Small ones are assembled as a bytearray and copied.
+    """
+    if kind is bytes and size >= _PREALLOCATE and sys.implementation.name == "cpython":
+        import ctypes
+
+        made = _unzeroed(bytes, size)
+        window = (ctypes.c_char * size).from_address(id(made) + _BYTES_DATA)
+        return made, memoryview(window).cast("B")
+    made = bytearray(size) if size <= _PREALLOCATE else _unzeroed(bytearray, size)
+    return made, memoryview(made)
+
+
+class _Incoming:
+    """One payload arriving in chunks: where each byte goes, and how far it has come.
+
+    A payload with out-of-band buffers (``buffers.MARK``) whose head is in
+    its first chunk gets each buffer in memory of its own (``Received``);
+    any other payload, one ``bytearray``. ``spans`` lists (start, stop,
+    writable view) in payload order; bytes between spans (padding) are
+    dropped.
+    """
+
+    __slots__ = ("filled", "front", "head", "objects", "spans", "total", "turn")
+
+    def __init__(self, call: int, total: int, first: Payload) -> None:
+        if total > frames.LIMIT:
+            raise ProtocolError(
+                f"call {call} announced a {total}-byte payload, over the {frames.LIMIT}-byte limit"
+            )
+        self.total = total
+        self.filled = self.turn = 0
+        self.head = _layout(first, total)
+        try:
+            if self.head is None:
+                self.front, view = _new_buffer(None, total)
+                self.objects: list[Any] = []
+                self.spans = [(0, total, view)]
+                return
+            first_start = self.head.spans[0][0]
+            self.front, view = _new_buffer(None, first_start)
+            self.spans = [(0, first_start, view)]
+            self.objects = []
+            for (start, stop), kind in zip(self.head.spans, self.head.kinds, strict=True):
+                made, view = _new_buffer(kind, stop - start)
+                self.objects.append(made)
+                self.spans.append((start, stop, view))
+        except MemoryError:
+            raise ProtocolError(
+                f"call {call} announced a {total}-byte payload; no memory for it"
+            ) from None
+
+    def add(self, data: Payload) -> None:
+        """Write ``data`` at ``filled`` into the spans it covers."""
+        source = memoryview(bytes(data) if isinstance(data, Parts) else data)
+        position, end = self.filled, self.filled + len(source)
+        spans = self.spans
+        while position < end:
+            start, stop, target = spans[self.turn]
+            if position >= stop:
+                self.turn += 1
+                continue
+            if position < start:  # padding
+                position = min(start, end)
+                continue
+            upto = min(stop, end)
+            target[position - start : upto - start] = source[
+                position - self.filled : upto - self.filled
+            ]
+            position = upto
+        self.filled = end
+
+    def payload(self) -> Payload:
+        if self.head is None:
+            return self.front
+        return Received(self.front, self.head, self.objects)
+
+
+def _layout(first: Payload, total: int) -> Head | None:
+    """The out-of-band layout ``first`` (a payload's first chunk) starts, if it is a sane one.
+
+    A sender's buffers are never empty and each starts on an ``ALIGN`` boundary,
+    so a head naming more than ``total // ALIGN + 1`` of them is refused before
+    it is read: a peer cannot make the receiver build more than ``total`` allows.
+    """
+    data = bytes(first) if isinstance(first, Parts) else first
+    if len(data) < 5 or data[0] != MARK[0]:
+        return None
+    if int.from_bytes(data[1:5], "big") > total // ALIGN + 1:
+        return None
+    try:
+        head = read_head(data)
+    except (ValueError, struct.error):
+        return None
+    if head is None or not head.spans:
+        return None
+    previous = head.meta[1]
+    for start, stop in head.spans:
+        if start < previous or stop <= start:
+            return None
+        previous = stop
+    if previous != total:
+        return None
+    return head
 
 
 class Assembler:
@@ -337,41 +490,35 @@ class Assembler:
     it before anything else. Every inconsistency raises ProtocolError.
     """
 
-    __slots__ = ("open",)
+    __slots__ = ("credit", "open")
 
     def __init__(self) -> None:
-        self.open: dict[int, list[Any]] = {}
-        """call -> [buffer, bytes filled]."""
+        self.open: dict[int, _Incoming] = {}
+        self.credit = 0
+        """Chunk bytes taken in and not yet credited back (the receiver sends ``Credit``)."""
+
+    def take_credit(self) -> Credit | None:
+        """The ``Credit`` to send for chunks taken in since the last one, if any."""
+        size, self.credit = self.credit, 0
+        return Credit(0, size) if size else None
 
     def add(self, chunk: Chunk) -> None:
-        """Copy ``chunk`` into its call's buffer (the first chunk gives its total size)."""
-        entry = self.open.get(chunk.call)
-        total = chunk.total
-        if entry is None:
-            if total > frames.LIMIT:
-                raise ProtocolError(
-                    f"call {chunk.call} announced a {total}-byte payload, over the "
-                    f"{frames.LIMIT}-byte limit"
-                )
-            try:
-                buffer = bytearray(total) if total <= _PREALLOCATE else _unzeroed(total)
-            except MemoryError:
-                raise ProtocolError(
-                    f"call {chunk.call} announced a {total}-byte payload; no memory for it"
-                ) from None
-            entry = self.open[chunk.call] = [buffer, 0]
-        buffer, filled = entry
-        end = filled + len(chunk.data)
-        if total != len(buffer) or end > total:
-            raise ProtocolError(f"the chunks of call {chunk.call} overrun their {total} bytes")
-        buffer[filled:end] = chunk.data
-        entry[1] = end
+        """Copy ``chunk`` into its call's memory (the first chunk gives its total size)."""
+        incoming = self.open.get(chunk.call)
+        if incoming is None:
+            incoming = self.open[chunk.call] = _Incoming(chunk.call, chunk.total, chunk.data)
+        if chunk.total != incoming.total or incoming.filled + len(chunk.data) > incoming.total:
+            raise ProtocolError(
+                f"the chunks of call {chunk.call} overrun their {incoming.total} bytes"
+            )
+        incoming.add(chunk.data)
+        self.credit += len(chunk.data)
         tuning.note_large_payload()  # the heap stays warm while a transfer runs
 
     def fill(self, frame: Frame) -> None:
         """Give ``frame`` its call's assembled payload, if chunks of it arrived."""
-        entry = self.open.get(frame.call)
-        if entry is None:
+        incoming = self.open.get(frame.call)
+        if incoming is None:
             return
         kind = type(frame)
         if kind is Cancel:
@@ -385,15 +532,15 @@ class Assembler:
             field = "data"
         else:
             return
-        buffer, filled = self.open.pop(frame.call)
-        total = len(buffer)
-        if filled != total:
+        del self.open[frame.call]
+        if incoming.filled != incoming.total:
             raise ProtocolError(
-                f"call {frame.call}'s payload came after {filled} of its {total} bytes"
+                f"call {frame.call}'s payload came after {incoming.filled} of its "
+                f"{incoming.total} bytes"
             )
         if len(getattr(frame, field)):
             raise ProtocolError(f"call {frame.call}'s payload came both in chunks and whole")
-        setattr(frame, field, buffer)
+        setattr(frame, field, incoming.payload())
 
     def feed(self, received: list[Frame]) -> list[Frame]:
         """``received`` with chunks taken out and assembled payloads put in place."""

@@ -65,7 +65,8 @@ class Parts:
 
 Payload: TypeAlias = bytes | memoryview | bytearray | Parts
 """A pickled value: bytes or ``Parts`` when made here; when received, a view into the
-message, or a bytearray reassembled from chunks."""
+message, or reassembled from chunks: a bytearray, or ``buffers.Received`` (a ``Parts``
+whose out-of-band buffers each have memory of their own)."""
 
 
 @dataclass(slots=True)
@@ -158,13 +159,28 @@ class Chunk:
     data: Payload
 
 
+@dataclass(slots=True)
+class Credit:
+    """``size`` more bytes of Chunk data were taken in: the sender may send that many more.
+
+    Chunks in flight are bounded (``chunks.window()``), so a small frame
+    never waits behind more than a few in gRPC's and the kernel's buffers.
+    ``call`` is always 0 (a credit belongs to the stream, not a call).
+    """
+
+    call: int
+    size: int
+
+
 Frame: TypeAlias = (
-    Dispatch | Resume | Cancel | Outcome | NeedCode | Output | Value | Context | Chunk
+    Dispatch | Resume | Cancel | Outcome | NeedCode | Output | Value | Context | Chunk | Credit
 )
 
 
-VERSION: Final = 1
-"""First byte of every dispatch-stream message; a peer speaking another version is refused."""
+VERSION: Final = 2
+"""First byte of every dispatch-stream message; a peer speaking another version is refused.
+
+2: Credit frames, a chunk window, and buffer kinds in the out-of-band head."""
 
 LIMIT: int = int(os.environ.get("WOOL_MESSAGE_LIMIT") or (1 << 32) - 1)
 """The most bytes one dispatch-stream message, and so any payload in it, may carry.
@@ -175,13 +191,21 @@ refuses a larger message. Tests lower it with ``WOOL_MESSAGE_LIMIT`` (read
 at import, and inherited by workers) or by setting this attribute.
 """
 
-CHUNK: int = max(int(os.environ.get("WOOL_CHUNK_SIZE") or 1 << 20), 4096)
-"""Payloads larger than this (by more than a quarter) travel as Chunk frames of about this size.
+CHUNK: int = max(int(os.environ.get("WOOL_CHUNK_SIZE") or 512 << 10), 4096)
+"""The size of a Chunk frame's slice; payloads over two and a half of it travel as chunks.
 
 Also about the most chunk bytes one message carries (a last chunk takes a
 remainder under a quarter of this with it), so a small frame never waits
 behind much more than this. ``WOOL_CHUNK_SIZE`` sets it (read
 at import, and inherited by workers); tests may set this attribute.
+"""
+
+WINDOW: int = int(os.environ.get("WOOL_CHUNK_WINDOW") or 0)
+"""Chunk bytes a stream may have sent and not yet had credited; 0 means two chunks.
+
+``WOOL_CHUNK_WINDOW`` sets it (read at import, inherited by workers): a
+link with a long round trip (a WAN) wants more, as the window over the
+round trip bounds one stream's transfer rate. See ``chunks.window``.
 """
 
 # Each frame: kind (u8), call (u64), the kind's fixed fields, then the byte
@@ -204,6 +228,8 @@ _CONTEXT: Final = struct.Struct(">BQI")  # values
 _KIND_CONTEXT: Final = 7
 _CHUNK: Final = struct.Struct(">BQQI")  # total; data
 _KIND_CHUNK: Final = 9
+_CREDIT: Final = struct.Struct(">BQQ")  # size
+_KIND_CREDIT: Final = 10
 _GENERATOR: Final = 1
 _CAPTURE: Final = 2
 _HEAD: Final = bytes([VERSION])
@@ -285,6 +311,8 @@ def _put(parts: list[bytes | memoryview | bytearray], frames: list[Frame]) -> No
                 parts += value.parts
             else:
                 add(value)
+        elif type(frame) is Credit:
+            add(_CREDIT.pack(_KIND_CREDIT, frame.call, frame.size))
         elif type(frame) is NeedCode:
             add(_NEED_CODE.pack(_KIND_NEED_CODE, frame.call, len(frame.digest)))
             add(frame.digest)
@@ -384,6 +412,10 @@ def decode(data: bytes) -> list[Frame]:
                 _, call, length = _CONTEXT.unpack_from(view, offset)
                 (values,), offset = _fields(view, offset + _CONTEXT.size, (length,))
                 append(Context(call, values))
+            elif kind == _KIND_CREDIT:
+                _, call, credit = _CREDIT.unpack_from(view, offset)
+                offset += _CREDIT.size
+                append(Credit(call, credit))
             elif kind == _KIND_CHUNK:
                 _, call, total, length = _CHUNK.unpack_from(view, offset)
                 (piece,), offset = _fields(view, offset + _CHUNK.size, (length,))

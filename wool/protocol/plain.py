@@ -64,6 +64,10 @@ class Writer(Protocol[M_contra]):
         """Bytes of large payloads queued and not yet handed to gRPC."""
         ...
 
+    def credit(self, size: int) -> None:
+        """The receiver took in ``size`` chunk bytes: chunks held back by the window may leave."""
+        ...
+
     async def drain(self) -> None:
         """Wait while ``queued_bytes`` is over the high-water mark (until below half)."""
         ...
@@ -198,6 +202,11 @@ class PlainWriter(Generic[M]):
         """Wait while ``queued_bytes`` is over ``chunks.HIGH_WATER`` (until below half)."""
         await self._split.drain()
 
+    def credit(self, size: int) -> None:
+        """The receiver took in ``size`` chunk bytes: chunks held back by the window may leave."""
+        self._split.credit(size)
+        self._wake()
+
     def requeue(self, frames: Sequence[M]) -> None:
         """Put ``frames`` back at the head of the outbox: they leave before anything sent since."""
         self.outbox[:0] = frames
@@ -219,13 +228,17 @@ class PlainWriter(Generic[M]):
 
     async def _run(self) -> None:
         while not self.closed:
-            if not self.outbox and not self._split.active:
+            if not self.outbox and not self._split.sendable:
                 self._idle = self._loop.create_future()
                 await self._idle
                 continue
             frames = self._split.batch(self.outbox)
             if self._split.active:
                 self._split.fill(frames, len(frames))  # type: ignore[arg-type]
+                if not frames:  # the window is full: a Credit wakes this
+                    self._idle = self._loop.create_future()
+                    await self._idle
+                    continue
             try:
                 data = self._encode(frames)
             except Exception as exc:

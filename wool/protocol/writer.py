@@ -125,6 +125,12 @@ class FrameWriter(Generic[M]):
         """Wait while ``queued_bytes`` is over ``chunks.HIGH_WATER`` (until below half)."""
         await self._split.drain()
 
+    def credit(self, size: int) -> None:
+        """The receiver took in ``size`` chunk bytes (``Credit``): more chunks may leave."""
+        self._split.credit(size)
+        if not self.writing and not self.closed and self._split.sendable:
+            self._write_next()
+
     def requeue(self, frames: Sequence[M]) -> None:
         """Put ``frames`` back at the head of the outbox: they leave before anything sent since."""
         self.outbox[:0] = frames
@@ -141,6 +147,8 @@ class FrameWriter(Generic[M]):
         frames = self._split.batch(self.outbox)
         if self._split.active:
             self._split.fill(frames, len(frames))  # type: ignore[arg-type]
+            if not frames:
+                return  # the window is full: a Credit starts the next write
         try:
             data = self._encode(frames)
         except Exception as exc:  # a programming error: fail the stream, never stall it
@@ -159,7 +167,7 @@ class FrameWriter(Generic[M]):
                 yielded = write.send(None)
         except StopIteration:
             self.writing = False
-            if (self.outbox or self._split.active) and not self.closed:
+            if (self.outbox or self._split.sendable) and not self.closed:
                 self._write_next()
             return
         except BaseException as exc:

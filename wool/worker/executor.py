@@ -29,6 +29,7 @@ from wool.protocol.frames import (
     YIELD,
     Cancel,
     Context,
+    Credit,
     Dispatch,
     Frame,
     NeedCode,
@@ -128,6 +129,8 @@ class Executor:
                 callglobals.values.put(frame.digest, frame.data)
             elif type(frame) is Context:
                 session.contexts[frame.call] = frame.values
+            elif type(frame) is Credit:
+                session.writer.credit(frame.size)
 
     def _confirm_cancel(self, session: Session, call: int, running: asyncio.Task) -> None:
         """Answer a call cancelled before its first step (its body, which answers, never ran)."""

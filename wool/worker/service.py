@@ -145,6 +145,9 @@ class DispatchService:
                     await context.abort(grpc.StatusCode.INVALID_ARGUMENT, f"wool: {exc}")
                     return
                 executor.receive(session, frames)
+                credit = chunks.take_credit()
+                if credit is not None:
+                    session.emit(credit)
                 del data, frames  # a large message is not kept alive until the next one
         except asyncio.CancelledError:
             if not broken:

@@ -7,8 +7,10 @@ from typing import Any
 
 import pytest
 
-from wool.errors import ProtocolError
+from wool import codec
+from wool.errors import ProtocolError, SerializationError
 from wool.protocol import chunks, frames
+from wool.protocol.buffers import Received
 from wool.protocol.chunks import Assembler
 from wool.protocol.frames import (
     RETURN,
@@ -37,19 +39,29 @@ def small_chunks(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 class Wire:
-    """Records each message; writes wait for ``release()`` while ``hold`` is set."""
+    """Records each message; writes wait for ``release()`` while ``hold`` is set.
 
-    def __init__(self, hold: bool = False) -> None:
+    Like a receiver, it credits the chunk bytes of each message once the write
+    completes, unless ``credits`` is False.
+    """
+
+    def __init__(self, hold: bool = False, credits: bool = True) -> None:
         self.messages: list[list[Frame]] = []
         self.errors: list[BaseException] = []
         self.gate = asyncio.Event()
+        self.credits = credits
+        self.writer: Any = None
         if not hold:
             self.gate.set()
 
     async def write(self, data: bytes) -> None:
-        self.messages.append(frames.decode(data))
+        message = frames.decode(data)
+        self.messages.append(message)
         await asyncio.sleep(0)
         await self.gate.wait()
+        taken = sum(len(f.data) for f in message if type(f) is Chunk)
+        if taken and self.credits:
+            asyncio.get_running_loop().call_soon(self.writer.credit, taken)
 
     async def until(self, done: Any) -> None:
         async with asyncio.timeout(5):
@@ -77,6 +89,7 @@ def writer_for(kind: type, wire: Wire) -> Any:
     writer: Any = None
     salvage = Salvage(frames.encode, lambda frame, error: None, lambda fs: writer.requeue(fs))
     writer = kind(wire.write, wire.errors.append, salvage)
+    wire.writer = writer
     return writer
 
 
@@ -147,13 +160,13 @@ async def test_frames_queued_before_a_transfer_leave_before_its_chunks(kind: typ
     writer.send(Outcome(9, RETURN, b"first"))
     await wire.until(lambda: wire.messages)
     writer.send(Value(1, b"d" * 16, b"global"))  # small, same call, sent before the big one
-    writer.send(dispatch(1, pattern(2 * CHUNK + 1)))
+    writer.send(dispatch(1, pattern(3 * CHUNK + 1)))
     wire.gate.set()
     await wire.until(lambda: writer.queued_bytes == 0 and not writer.writing)
     received = wire.received()
     assert [type(f) for f in received] == [Outcome, Value, Dispatch]
     assert bytes(received[1].data) == b"global"  # type: ignore[union-attr]
-    assert bytes(received[2].args) == pattern(2 * CHUNK + 1)  # type: ignore[union-attr]
+    assert bytes(received[2].args) == pattern(3 * CHUNK + 1)  # type: ignore[union-attr]
     writer.close()
 
 
@@ -177,11 +190,11 @@ async def test_a_cancel_stops_its_transfer_and_the_receiver_drops_the_partial(ki
 
 def test_small_payloads_and_other_frames_are_not_chunked() -> None:
     assert chunks.payload_of(Outcome(1, RETURN, b"x" * (CHUNK // 16 - 1))) is None
-    just_over = chunks.payload_of(Outcome(1, RETURN, b"x" * (CHUNK + CHUNK // 4)))
-    assert just_over is not None and not chunks.chunked(just_over)  # heavy, sent whole
+    whole = chunks.payload_of(Outcome(1, RETURN, b"x" * (2 * CHUNK + CHUNK // 2)))
+    assert whole is not None and not chunks.chunked(whole)  # heavy, sent whole
     assert chunks.payload_of(b"raw bytes") is None
     assert chunks.payload_of(Cancel(1)) is None
-    big = chunks.payload_of(Context(1, b"", dispatch(1, b"x" * (CHUNK + CHUNK // 4 + 1))))
+    big = chunks.payload_of(Context(1, b"", dispatch(1, b"x" * (2 * CHUNK + CHUNK // 2 + 1))))
     assert big is not None and chunks.chunked(big)
 
 
@@ -206,11 +219,11 @@ async def test_heavy_frames_too_small_to_chunk_leave_a_few_per_message(kind: typ
 async def test_a_last_sliver_rides_with_the_chunk_before_it() -> None:
     wire = Wire()
     writer = writer_for(FrameWriter, wire)
-    writer.send(Outcome(1, RETURN, pattern(2 * CHUNK + 100)))
+    writer.send(Outcome(1, RETURN, pattern(3 * CHUNK + 100)))
     await wire.until(lambda: writer.queued_bytes == 0 and not writer.writing)
     sizes = [len(f.data) for m in wire.messages for f in m if type(f) is Chunk]
-    assert sizes == [CHUNK, CHUNK + 100]
-    assert bytes(wire.received()[0].value) == pattern(2 * CHUNK + 100)  # type: ignore[union-attr]
+    assert sizes == [CHUNK, CHUNK, CHUNK + 100]
+    assert bytes(wire.received()[0].value) == pattern(3 * CHUNK + 100)  # type: ignore[union-attr]
     writer.close()
 
 
@@ -270,12 +283,12 @@ def test_a_payload_frame_of_another_call_passes_through_untouched() -> None:
 async def test_drain_waits_above_the_high_water_mark_and_releases_below_half(
     kind: type, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(chunks, "HIGH_WATER", 4 * CHUNK)
+    monkeypatch.setattr(chunks, "HIGH_WATER", 6 * CHUNK)
     wire = Wire(hold=True)
     writer = writer_for(kind, wire)
     await writer.drain()  # nothing queued: returns at once
     for call in (1, 2, 3):
-        writer.send(Outcome(call, RETURN, pattern(2 * CHUNK, call)))
+        writer.send(Outcome(call, RETURN, pattern(3 * CHUNK, call)))
     await wire.until(lambda: wire.messages)
     assert writer.queued_bytes > chunks.HIGH_WATER
     draining = asyncio.ensure_future(writer.drain())
@@ -289,7 +302,7 @@ async def test_drain_waits_above_the_high_water_mark_and_releases_below_half(
     await wire.until(lambda: writer.queued_bytes == 0 and not writer.writing)
     received = wire.received()
     assert sorted(bytes(f.value) for f in received) == sorted(  # type: ignore[union-attr]
-        pattern(2 * CHUNK, call) for call in (1, 2, 3)
+        pattern(3 * CHUNK, call) for call in (1, 2, 3)
     )
     writer.close()
 
@@ -339,3 +352,113 @@ async def test_drain_waiters_check_again_before_going_on() -> None:
     splitter.close()
     async with asyncio.timeout(5):
         await asyncio.gather(*waiters)
+
+
+@pytest.mark.parametrize("kind", WRITERS)
+async def test_chunks_in_flight_stop_at_the_window_until_credited(kind: type) -> None:
+    wire = Wire(credits=False)
+    writer = writer_for(kind, wire)
+    writer.send(dispatch(1, pattern(10 * CHUNK)))
+
+    def chunk_bytes() -> int:
+        return sum(len(f.data) for m in wire.messages for f in m if type(f) is Chunk)
+
+    await wire.until(lambda: chunk_bytes() == chunks.window() and not writer.writing)
+    await asyncio.sleep(0.05)  # nothing more leaves while the window is full
+    assert chunk_bytes() == chunks.window() == 2 * CHUNK
+    writer.send(Outcome(2, RETURN, b"no-op"))  # a small frame is never held by the window
+    await wire.until(lambda: any(type(f) is Outcome for m in wire.messages for f in m))
+    assert chunk_bytes() == 2 * CHUNK
+    writer.credit(CHUNK)
+    await wire.until(lambda: chunk_bytes() == 3 * CHUNK and not writer.writing)
+    wire.credits = True
+    writer.credit(2 * CHUNK)
+    await wire.until(lambda: any(type(f) is Dispatch for m in wire.messages for f in m))
+    assert bytes(wire.received()[1].args) == pattern(10 * CHUNK)  # type: ignore[union-attr]
+    writer.close()
+
+
+def test_the_window_is_never_below_one_chunk(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(frames, "WINDOW", CHUNK // 2)
+    assert chunks.window() == CHUNK
+    monkeypatch.setattr(frames, "WINDOW", 7 * CHUNK)
+    assert chunks.window() == 7 * CHUNK
+
+
+def test_the_receiver_credits_every_chunk_byte_it_takes_in() -> None:
+    assembler = Assembler()
+    assert assembler.take_credit() is None
+    data = pattern(3 * CHUNK)
+    assembler.feed([Chunk(1, len(data), data[:CHUNK]), Chunk(1, len(data), data[CHUNK:])])
+    credit = assembler.take_credit()
+    assert credit is not None and credit.size == 3 * CHUNK and credit.call == 0
+    assert assembler.take_credit() is None
+    encoded = frames.decode(frames.encode([credit]))
+    assert encoded == [credit]
+
+
+def _assembled(payload: frames.Payload, pieces: int = 5) -> Any:
+    """``payload`` as a receiver gets it after chunks of ``len // pieces`` bytes."""
+    data = bytes(payload)
+    step = max(1, len(data) // pieces)
+    assembler = Assembler()
+    received = [Chunk(1, len(data), data[i : i + step]) for i in range(0, len(data), step)]
+    (frame,) = assembler.feed([*received, Outcome(1, RETURN, b"")])
+    return frame.value  # type: ignore[union-attr]
+
+
+def test_large_bytes_arrive_as_the_assembled_object_itself(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(chunks, "_PREALLOCATE", 1 << 16)  # the no-copy path from 64 KiB
+    blob, array = pattern(200_000, 3), bytearray(pattern(150_000, 4))
+    sent = codec.encode_call("f", (blob, array, b"small"), {})
+    value = _assembled(sent)
+    assert type(value) is Received
+    decoded, _ = codec.decode_call(value)
+    assert decoded == (blob, array, b"small")
+    assert decoded[0] is value.buffers[0] and type(decoded[0]) is bytes  # no copy after the wire
+    assert decoded[1] is value.buffers[1] and type(decoded[1]) is bytearray
+    assert bytes(value) == bytes(sent)
+    assert hash(decoded[0]) == hash(bytes(blob))
+
+
+def test_arrays_assembled_on_their_own_memory_are_writable() -> None:
+    np = pytest.importorskip("numpy")
+    first, second = np.arange(40_000, dtype=np.float64), np.ones((300, 70), dtype=np.int32)
+    value = _assembled(codec.encode_value({"a": first, "b": second}))
+    assert type(value) is Received and [len(b) for b in value.buffers] == [320_000, 84_000]
+    got = codec.decode_value(value)
+    assert np.array_equal(got["a"], first) and np.array_equal(got["b"], second)
+    assert got["a"].flags.writeable and got["b"].flags.writeable
+    for array, memory in zip((got["a"], got["b"]), value.buffers, strict=True):
+        assert np.shares_memory(array, np.frombuffer(memory, dtype=np.uint8))
+    got["a"][0] = -1.0  # its own memory, not the sender's
+    assert first[0] == 0.0
+
+
+@pytest.mark.parametrize(
+    "head",
+    [
+        b"W" + b"\xff" * 11,  # a buffer count far past the chunk
+        b"W\x00\x00\x00\x01" + b"\x00" * 8 + b"\xff" * 8,  # a buffer running past the payload
+        b"W\x00\x00\x10\x00" + b"\x00" * 8 + b"\x00" * 8 * 4096,  # 4,096 empty buffers
+        b"W\x00\x00\x00\x02" + b"\x00" * 8 + b"\x00" * 8 + (5136).to_bytes(8, "big"),  # one empty
+    ],
+)
+def test_a_payload_whose_head_does_not_add_up_is_assembled_whole(head: bytes) -> None:
+    value = _assembled(head + pattern(5000), pieces=3)
+    assert type(value) is bytearray and bytes(value) == head + pattern(5000)
+    with pytest.raises((SerializationError, EOFError)):  # what the decoder says of the payload
+        codec.decode_value(value)
+
+
+def test_a_first_chunk_given_as_parts_is_read_like_bytes() -> None:
+    blob = pattern(70_000, 6)
+    sent = bytes(codec.encode_call("f", (blob,), {}, None))
+    incoming = chunks._Incoming(1, len(sent), Parts([sent[:3], memoryview(sent)[3:4000]]))
+    incoming.add(Parts([sent[:3], memoryview(sent)[3:4000]]))
+    incoming.add(sent[4000:])
+    value = incoming.payload()
+    assert type(value) is Received and bytes(value) == sent
+    assert codec.decode_call(value) == ((blob,), {})

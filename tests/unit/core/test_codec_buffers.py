@@ -16,7 +16,8 @@ BIG = 1 << 20
 
 
 def _received(payload: bytes | frames.Parts) -> bytearray:
-    """What a receiver holds after chunks are reassembled: one bytearray."""
+    """A payload received in one piece, writable: what an assembler holds when it could
+    not read the head (the per-buffer case is in ``test_chunks.py``)."""
     return bytearray(b"".join(payload.parts) if isinstance(payload, frames.Parts) else payload)
 
 
