@@ -298,11 +298,11 @@ def encode_call(name: str, args: tuple, kwargs: dict, limit: int | None = None) 
     if not _OWNED.isdisjoint(map(type, args)) or (
         kwargs and not _OWNED.isdisjoint(map(type, kwargs.values()))
     ):
-        args, kwargs = _wrapped(args), {k: _wrap(v) for k, v in kwargs.items()}
+        args, kwargs = _marked(args, kwargs)
     try:
         meta, views = _dump((args, kwargs))
         if len(meta) >= REPICKLE:
-            args, kwargs = _wrapped(args, deep=True), {k: _wrap(v, True) for k, v in kwargs.items()}
+            args, kwargs = _marked(args, kwargs, deep=True)
             meta, views = _dump((args, kwargs))
     except SerializationError:
         pass
@@ -537,23 +537,35 @@ class _Large:
         return (type(self.data), (self.data,))
 
 
-def _wrap(value: Any, deep: bool = False) -> Any:
-    """``value`` with a large ``bytes``/``bytearray`` marked (``_Large``): itself, or with
-    ``deep``, as an item of a list or tuple or a value of a dict."""
-    kind = type(value)
-    if kind is bytes or kind is bytearray:
-        return _Large(value) if len(value) >= LARGE else value
-    if not deep:
+def _marked(args: tuple, kwargs: dict, deep: bool = False) -> tuple[tuple, dict]:
+    """``args`` and ``kwargs`` with each large ``bytes``/``bytearray`` marked (``_Large``):
+    top-level ones, and with ``deep`` those inside a list, tuple or dict value too.
+
+    One mark per object, so a buffer passed twice travels once (the pickle
+    refers back to it).
+    """
+    marks: dict[int, _Large] = {}
+
+    def wrap(value: Any, deep: bool) -> Any:
+        kind = type(value)
+        if kind is _Large:  # marked on an earlier pass
+            return marks.setdefault(id(value.data), value)
+        if kind is bytes or kind is bytearray:
+            if len(value) < LARGE:
+                return value
+            mark = marks.get(id(value))
+            if mark is None:
+                mark = marks[id(value)] = _Large(value)
+            return mark
+        if not deep:
+            return value
+        if (kind is list or kind is tuple) and not _OWNED.isdisjoint(map(type, value)):
+            return kind(wrap(item, False) for item in value)
+        if kind is dict and not _OWNED.isdisjoint(map(type, value.values())):
+            return {k: wrap(v, False) for k, v in value.items()}
         return value
-    if (kind is list or kind is tuple) and not _OWNED.isdisjoint(map(type, value)):
-        return kind(_wrap(item) for item in value)
-    if kind is dict and not _OWNED.isdisjoint(map(type, value.values())):
-        return {k: _wrap(v) for k, v in value.items()}
-    return value
 
-
-def _wrapped(args: tuple, deep: bool = False) -> tuple:
-    return tuple(_wrap(a, deep) for a in args)
+    return tuple(wrap(a, deep) for a in args), {k: wrap(v, deep) for k, v in kwargs.items()}
 
 
 def _view_of(buffer: Any, format: str, shape: tuple[int, ...]) -> memoryview:

@@ -180,3 +180,17 @@ async def test_a_result_over_the_pools_limit_fails_its_call_alone() -> None:
         assert await rd.zeros(1024) == bytes(1024)
         (peer,) = (await pool.statistics()).peers
     assert peer.executed.failed == 1 and peer.executed.completed == 1
+
+
+async def test_cancelling_a_call_stops_its_result_on_the_way_back() -> None:
+    async with asyncio.timeout(120), wool.WorkerPool(spawn=1) as pool:
+        assert await rd.zeros(16) == bytes(16)
+        (conn,) = pool._mesh._connections().values()  # the caller's stream to the worker
+        big = asyncio.create_task(rd.zeros(BIG))
+        await until(lambda: conn._chunks.taken > 8 * MIB, 60, "the result to start arriving")
+        big.cancel()
+        await until(lambda: not conn._chunks.open, 60, "the partial result to be dropped")
+        taken = conn._chunks.taken
+        assert await rd.zeros(1024) == bytes(1024)  # the stream carries on
+        assert conn._chunks.taken == taken
+    assert taken < BIG // 2, f"{taken} of {BIG} bytes came back after the cancel"

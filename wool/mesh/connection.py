@@ -366,6 +366,8 @@ class Connection:
             elif type(frame) is Credit:
                 assert self._writer is not None
                 self._writer.credit(frame.size)
+            elif type(frame) is Cancel:  # the worker stopped sending a cancelled call's outcome
+                chunks.fill(frame)
         if chunks.credit:
             credit = chunks.take_credit()
             if credit is not None:

@@ -490,12 +490,14 @@ class Assembler:
     it before anything else. Every inconsistency raises ProtocolError.
     """
 
-    __slots__ = ("credit", "open")
+    __slots__ = ("credit", "open", "taken")
 
     def __init__(self) -> None:
         self.open: dict[int, _Incoming] = {}
         self.credit = 0
         """Chunk bytes taken in and not yet credited back (the receiver sends ``Credit``)."""
+        self.taken = 0
+        """Chunk bytes taken in since the stream opened."""
 
     def take_credit(self) -> Credit | None:
         """The ``Credit`` to send for chunks taken in since the last one, if any."""
@@ -513,6 +515,7 @@ class Assembler:
             )
         incoming.add(chunk.data)
         self.credit += len(chunk.data)
+        self.taken += len(chunk.data)
         tuning.note_large_payload()  # the heap stays warm while a transfer runs
 
     def fill(self, frame: Frame) -> None:

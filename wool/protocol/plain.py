@@ -68,6 +68,10 @@ class Writer(Protocol[M_contra]):
         """The receiver took in ``size`` chunk bytes: chunks held back by the window may leave."""
         ...
 
+    def transferring(self, call: int) -> bool:
+        """Whether a payload of ``call`` is going out in chunks (``Cancel(call)`` stops it)."""
+        ...
+
     async def drain(self) -> None:
         """Wait while ``queued_bytes`` is over the high-water mark (until below half)."""
         ...
@@ -206,6 +210,10 @@ class PlainWriter(Generic[M]):
         """The receiver took in ``size`` chunk bytes: chunks held back by the window may leave."""
         self._split.credit(size)
         self._wake()
+
+    def transferring(self, call: int) -> bool:
+        """Whether a payload of ``call`` is going out in chunks (``Cancel(call)`` stops it)."""
+        return call in self._split.active
 
     def requeue(self, frames: Sequence[M]) -> None:
         """Put ``frames`` back at the head of the outbox: they leave before anything sent since."""

@@ -125,6 +125,10 @@ class FrameWriter(Generic[M]):
         """Wait while ``queued_bytes`` is over ``chunks.HIGH_WATER`` (until below half)."""
         await self._split.drain()
 
+    def transferring(self, call: int) -> bool:
+        """Whether a payload of ``call`` is going out in chunks (``Cancel(call)`` stops it)."""
+        return call in self._split.active
+
     def credit(self, size: int) -> None:
         """The receiver took in ``size`` chunk bytes (``Credit``): more chunks may leave."""
         self._split.credit(size)

@@ -125,6 +125,8 @@ class Executor:
                 if running is not None:
                     running.cancel()
                     running.add_done_callback(partial(self._confirm_cancel, session, frame.call))
+                if session.writer.transferring(frame.call):
+                    session.emit(frame)  # the rest of its outcome's chunks stay unsent
             elif type(frame) is Value:
                 callglobals.values.put(frame.digest, frame.data)
             elif type(frame) is Context:

@@ -176,3 +176,14 @@ def test_an_array_inside_a_received_message_arrives_writable_and_on_its_own_memo
     assert back.flags.writeable and np.array_equal(back, array)
     back += 1  # in place, as with an array pickled in band
     assert not np.shares_memory(back, np.frombuffer(message, dtype=np.uint8))
+
+
+def test_a_buffer_passed_twice_travels_once() -> None:
+    blob, other = b"a" * BIG, bytearray(b"b" * BIG)
+    once = len(codec.encode_call("f", (blob,), {}))
+    assert len(codec.encode_call("f", (blob, blob), {"again": blob})) == once
+    args, kwargs = codec.decode_call(
+        _received(codec.encode_call("f", ([blob, other, blob] * 400, other), {}))
+    )
+    assert args[0][0] is args[0][2] and args[0][1] is args[1]  # as passed: one object each
+    assert args[0][0] == blob and args[1] == other and kwargs == {}
