@@ -21,6 +21,7 @@ import asyncio
 import dataclasses
 import struct
 import sys
+import time
 from collections.abc import Sequence
 from typing import Any, Final, TypeVar
 
@@ -45,18 +46,26 @@ from wool.protocol.frames import (
 F = TypeVar("F")
 
 
-def window() -> int:
+def window(mixed: bool = False) -> int:
     """Chunk bytes one stream may have sent and not yet had credited (``Credit``).
 
     gRPC's flow-control window is sized for throughput (it grows to many
     MiB), and a receiver takes in chunks more slowly than loopback delivers
     them, so without this a small frame sent behind a transfer waited behind
     every chunk buffered on the way (measured: 15 to 25 ms during a 256 MiB
-    return). With two chunks in flight (``frames.WINDOW`` by default) a
-    no-op's p99 was 4 to 7 ms on a 2-core machine, at 0.8x to 1.3x the raw
-    TCP round trip for 256 MiB; ``benchmarks/bench_data.py`` measures both.
+    return). By default two chunks are in flight, and one while other calls'
+    small frames go out among the chunks (``mixed``): on a 2-core machine a
+    no-op's p99 during a 256 MiB round trip was 4 to 7 ms with two and 3 ms
+    with one, and a transfer alone ran 25% slower with one.
+    ``frames.WINDOW`` (``WOOL_CHUNK_WINDOW``), when set, is used throughout.
     """
-    return max(frames.WINDOW or 2 * frames.CHUNK, frames.CHUNK)
+    if frames.WINDOW:
+        return max(frames.WINDOW, frames.CHUNK)
+    return frames.CHUNK if mixed else 2 * frames.CHUNK
+
+
+MIXED_FOR: Final = 0.05
+"""Seconds a stream counts as mixed (``window``) after it last sent another call's small frame."""
 
 
 HIGH_WATER: Final = 64 << 20
@@ -183,7 +192,7 @@ class Splitter:
     more than ``frames.CHUNK`` chunk bytes in all, taking turns.
     """
 
-    __slots__ = ("_drained", "active", "heavy", "queued", "unacked")
+    __slots__ = ("_drained", "active", "heavy", "mixed_at", "queued", "unacked")
 
     def __init__(self) -> None:
         self.active: dict[int, _Transfer] = {}
@@ -194,6 +203,8 @@ class Splitter:
         """Of those, the bytes of heavy frames in the outbox (too small to chunk)."""
         self.unacked = 0
         """Chunk bytes sent and not yet credited by the receiver."""
+        self.mixed_at = float("-inf")
+        """When a small frame of a call without a transfer last went out with the chunks."""
         self._drained: asyncio.Future[None] | None = None
 
     def batch(self, outbox: list[F]) -> list[F]:
@@ -237,6 +248,8 @@ class Splitter:
         if transfer is None:
             if payload is None:
                 outbox.append(frame)
+                if type(frame) is not Credit:
+                    self.mixed_at = time.monotonic()
             elif split(frame, payload):
                 self._start(frame, payload, len(outbox))
             else:
@@ -269,7 +282,10 @@ class Splitter:
     @property
     def sendable(self) -> bool:
         """Whether a transfer may send a chunk now (one is active, and the window has room)."""
-        return bool(self.active) and self.unacked + frames.CHUNK <= window()
+        return bool(self.active) and self.unacked + frames.CHUNK <= self._window()
+
+    def _window(self) -> int:
+        return window(time.monotonic() - self.mixed_at < MIXED_FOR)
 
     def credit(self, size: int) -> None:
         """The receiver took in ``size`` more chunk bytes."""
@@ -287,7 +303,7 @@ class Splitter:
             for transfer in active.values():
                 if transfer.hold:
                     transfer.hold = max(0, transfer.hold - taken)
-        if self.unacked + frames.CHUNK > window():
+        if self.unacked + frames.CHUNK > self._window():
             return
         budget = frames.CHUNK
         for transfer in list(active.values()):

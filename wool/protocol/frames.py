@@ -201,7 +201,7 @@ at import, and inherited by workers); tests may set this attribute.
 """
 
 WINDOW: int = int(os.environ.get("WOOL_CHUNK_WINDOW") or 0)
-"""Chunk bytes a stream may have sent and not yet had credited; 0 means two chunks.
+"""Chunk bytes a stream may have sent and not yet had credited; 0: ``chunks.window`` decides.
 
 ``WOOL_CHUNK_WINDOW`` sets it (read at import, inherited by workers): a
 link with a long round trip (a WAN) wants more, as the window over the

@@ -355,7 +355,10 @@ async def test_drain_waiters_check_again_before_going_on() -> None:
 
 
 @pytest.mark.parametrize("kind", WRITERS)
-async def test_chunks_in_flight_stop_at_the_window_until_credited(kind: type) -> None:
+async def test_chunks_in_flight_stop_at_the_window_until_credited(
+    kind: type, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(chunks, "MIXED_FOR", 60.0)
     wire = Wire(credits=False)
     writer = writer_for(kind, wire)
     writer.send(dispatch(1, pattern(10 * CHUNK)))
@@ -363,14 +366,19 @@ async def test_chunks_in_flight_stop_at_the_window_until_credited(kind: type) ->
     def chunk_bytes() -> int:
         return sum(len(f.data) for m in wire.messages for f in m if type(f) is Chunk)
 
-    await wire.until(lambda: chunk_bytes() == chunks.window() and not writer.writing)
-    await asyncio.sleep(0.05)  # nothing more leaves while the window is full
-    assert chunk_bytes() == chunks.window() == 2 * CHUNK
+    await wire.until(lambda: chunk_bytes() == 2 * CHUNK and not writer.writing)
+    await asyncio.sleep(0.05)  # nothing more leaves while the window (two chunks) is full
+    assert chunk_bytes() == 2 * CHUNK
     writer.send(Outcome(2, RETURN, b"no-op"))  # a small frame is never held by the window
     await wire.until(lambda: any(type(f) is Outcome for m in wire.messages for f in m))
+    writer.credit(CHUNK)  # mixed with small frames now: one chunk in flight, not two
+    await asyncio.sleep(0.05)
     assert chunk_bytes() == 2 * CHUNK
     writer.credit(CHUNK)
     await wire.until(lambda: chunk_bytes() == 3 * CHUNK and not writer.writing)
+    monkeypatch.setattr(chunks, "MIXED_FOR", 0.0)  # quiet again: back to two
+    writer.credit(CHUNK)
+    await wire.until(lambda: chunk_bytes() == 5 * CHUNK and not writer.writing)
     wire.credits = True
     writer.credit(2 * CHUNK)
     await wire.until(lambda: any(type(f) is Dispatch for m in wire.messages for f in m))
@@ -378,11 +386,14 @@ async def test_chunks_in_flight_stop_at_the_window_until_credited(kind: type) ->
     writer.close()
 
 
-def test_the_window_is_never_below_one_chunk(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_a_window_set_by_the_user_holds_throughout_and_is_never_below_a_chunk(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    assert (chunks.window(), chunks.window(mixed=True)) == (2 * CHUNK, CHUNK)
     monkeypatch.setattr(frames, "WINDOW", CHUNK // 2)
-    assert chunks.window() == CHUNK
+    assert chunks.window() == chunks.window(mixed=True) == CHUNK
     monkeypatch.setattr(frames, "WINDOW", 7 * CHUNK)
-    assert chunks.window() == 7 * CHUNK
+    assert chunks.window() == chunks.window(mixed=True) == 7 * CHUNK
 
 
 def test_the_receiver_credits_every_chunk_byte_it_takes_in() -> None:
