@@ -367,11 +367,11 @@ class Connection:
                 assert self._writer is not None
                 self._writer.credit(frame.size)
             elif type(frame) is Cancel:  # the worker stopped sending a cancelled call's outcome
-                chunks.fill(frame)
+                chunks.fill(frame)  # and nothing more of that call follows
+                if self._unwinding:
+                    self._unwinding.pop(frame.call, None)
         if chunks.credit:
-            credit = chunks.take_credit()
-            if credit is not None:
-                self._send(credit)
+            self._send(chunks.take_credit())
 
     def _resend_with_code(self, request: NeedCode) -> None:
         """Send again only what the worker named (one value, or the code), then the Dispatch."""

@@ -204,7 +204,7 @@ class Splitter:
         self.unacked = 0
         """Chunk bytes sent and not yet credited by the receiver."""
         self.mixed_at = float("-inf")
-        """When a small frame of a call without a transfer last went out with the chunks."""
+        """When a small frame of a call without a transfer was last queued among the chunks."""
         self._drained: asyncio.Future[None] | None = None
 
     def batch(self, outbox: list[F]) -> list[F]:
@@ -515,10 +515,10 @@ class Assembler:
         self.taken = 0
         """Chunk bytes taken in since the stream opened."""
 
-    def take_credit(self) -> Credit | None:
-        """The ``Credit`` to send for chunks taken in since the last one, if any."""
+    def take_credit(self) -> Credit:
+        """The ``Credit`` to send for chunks taken in since the last one (when ``credit``)."""
         size, self.credit = self.credit, 0
-        return Credit(0, size) if size else None
+        return Credit(0, size)
 
     def add(self, chunk: Chunk) -> None:
         """Copy ``chunk`` into its call's memory (the first chunk gives its total size)."""

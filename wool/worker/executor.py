@@ -125,8 +125,11 @@ class Executor:
                 if running is not None:
                     running.cancel()
                     running.add_done_callback(partial(self._confirm_cancel, session, frame.call))
-                if session.writer.transferring(frame.call):
-                    session.emit(frame)  # the rest of its outcome's chunks stay unsent
+                elif session.writer.transferring(frame.call):
+                    # Its outcome is going out in chunks: the rest stays unsent, and the
+                    # caller hears Cancel instead (a running generator's CANCELLED follows
+                    # its yield, whole, so the caller's sink for its unwinding stays right).
+                    session.emit(frame)
             elif type(frame) is Value:
                 callglobals.values.put(frame.digest, frame.data)
             elif type(frame) is Context:

@@ -145,9 +145,8 @@ class DispatchService:
                     await context.abort(grpc.StatusCode.INVALID_ARGUMENT, f"wool: {exc}")
                     return
                 executor.receive(session, frames)
-                credit = chunks.take_credit()
-                if credit is not None:
-                    session.emit(credit)
+                if chunks.credit:
+                    session.emit(chunks.take_credit())
                 del data, frames  # a large message is not kept alive until the next one
         except asyncio.CancelledError:
             if not broken:
