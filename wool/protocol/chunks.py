@@ -55,7 +55,7 @@ def window(mixed: bool = False) -> int:
     every chunk buffered on the way (measured: 15 to 25 ms during a 256 MiB
     return). By default two chunks are in flight, and one while other calls'
     small frames go out among the chunks (``mixed``): on a 2-core machine a
-    no-op's p99 during a 256 MiB round trip was 4 to 7 ms with two and 3 ms
+    no-op's p99 during a 256 MiB round trip was 4 to 8 ms with two and 3 ms
     with one, and a transfer alone ran 25% slower with one.
     ``frames.WINDOW`` (``WOOL_CHUNK_WINDOW``), when set, is used throughout.
     """
@@ -65,7 +65,7 @@ def window(mixed: bool = False) -> int:
 
 
 MIXED_FOR: Final = 0.05
-"""Seconds a stream counts as mixed (``window``) after it last sent another call's small frame."""
+"""Seconds a stream counts as mixed (``window``) after it last queued another call's small frame."""
 
 
 HIGH_WATER: Final = 64 << 20
