@@ -425,21 +425,17 @@ class _Incoming:
             )
         self.total = total
         self.filled = self.turn = 0
-        self.head = _layout(first, total)
+        head = self.head = _layout(first, total)
+        front = total if head is None else head.spans[0][0]  # the head and pickle, or it all
+        self.objects: list[Any] = []
         try:
-            if self.head is None:
-                self.front, view = _new_buffer(None, total)
-                self.objects: list[Any] = []
-                self.spans = [(0, total, view)]
-                return
-            first_start = self.head.spans[0][0]
-            self.front, view = _new_buffer(None, first_start)
-            self.spans = [(0, first_start, view)]
-            self.objects = []
-            for (start, stop), kind in zip(self.head.spans, self.head.kinds, strict=True):
-                made, view = _new_buffer(kind, stop - start)
-                self.objects.append(made)
-                self.spans.append((start, stop, view))
+            self.front, view = _new_buffer(None, front)
+            self.spans = [(0, front, view)]
+            if head is not None:
+                for (start, stop), kind in zip(head.spans, head.kinds, strict=True):
+                    made, view = _new_buffer(kind, stop - start)
+                    self.objects.append(made)
+                    self.spans.append((start, stop, view))
         except MemoryError:
             raise ProtocolError(
                 f"call {call} announced a {total}-byte payload; no memory for it"
